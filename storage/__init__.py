@@ -1,0 +1,1 @@
+"""Storage layer: tables, shards, mask codec, atomic writes, image decoding, dataset adapters."""
