@@ -1,0 +1,193 @@
+import re
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from storage import maskcodec
+from storage.adapters import scenes
+from storage.tables import KEYS, to_table
+
+SPLITS = {"train": 30, "val": 8, "test": 12}
+SHAPES = {"circle", "square", "triangle", "star", "diamond", "cross"}
+STUFF = {"sky", "grass", "water", "sand", "wall"}
+PLURALS = {"circles": "circle", "squares": "square", "triangles": "triangle", "stars": "star",
+           "diamonds": "diamond", "crosses": "cross"}
+NUMBERS = {w: i for i, w in enumerate(("zero", "one", "two", "three", "four", "five", "six", "seven", "eight"))}
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    out = tmp_path_factory.mktemp("scenes")
+    return out, scenes.generate(out, seed=7, image_size=64, splits=SPLITS, nlvr2_per_image=4.0, progress=False)
+
+
+def _gt(out: Path, image_id: str) -> tuple[np.ndarray, list[dict]]:
+    ids = maskcodec.decode_png((out / "gt" / f"{image_id}.png").read_bytes())
+    return ids, maskcodec.decode_segments((out / "gt" / f"{image_id}.json").read_bytes())
+
+
+def _shape_counts(out: Path, image_id: str) -> Counter:
+    return Counter(s["category"] for s in _gt(out, image_id)[1] if s["isthing"])
+
+
+def _majority(answers: list[str]) -> str:
+    return Counter(answers).most_common(1)[0][0]
+
+
+def _files(out: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(out)): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
+
+
+def _rows(prep, out: Path) -> dict:
+    tables = prep.tables()
+    tables["images"] = [r | {"path": str(Path(r["path"]).relative_to(out))} for r in tables["images"]]
+    return tables
+
+
+def test_deterministic_by_seed(tmp_path):
+    kw = dict(image_size=48, splits={"train": 6, "val": 2}, progress=False)
+    a = scenes.generate(tmp_path / "a", seed=1, **kw)
+    b = scenes.generate(tmp_path / "b", seed=1, **kw)
+    c = scenes.generate(tmp_path / "c", seed=2, **kw)
+    assert _rows(a, tmp_path / "a") == _rows(b, tmp_path / "b")
+    assert _files(tmp_path / "a") == _files(tmp_path / "b")
+    assert len(_files(tmp_path / "a")) == 8 * 3
+    assert _rows(a, tmp_path / "a") != _rows(c, tmp_path / "c")
+    assert _files(tmp_path / "a") != _files(tmp_path / "c")
+
+
+def test_image_does_not_depend_on_split_size(tmp_path):
+    scenes.generate(tmp_path / "few", seed=3, image_size=48, splits={"val": 2}, progress=False)
+    scenes.generate(tmp_path / "many", seed=3, image_size=48, splits={"train": 4, "val": 5}, progress=False)
+    few = _files(tmp_path / "few")
+    many = _files(tmp_path / "many")
+    assert few and all(many[name] == data for name, data in few.items())
+
+
+def test_ground_truth_masks(data):
+    out, prep = data
+    for row in prep.images:
+        ids, segments = _gt(out, row["image_id"])
+        assert ids.shape == (64, 64) and ids.min() >= 1, "every pixel belongs to a segment"
+        maskcodec.check_consistent(ids, segments)
+        things = [s for s in segments if s["isthing"]]
+        stuff = [s for s in segments if not s["isthing"]]
+        assert 1 <= len(things) <= 5 and 1 <= len(stuff) <= 3
+        assert {s["category"] for s in things} <= SHAPES
+        assert {s["category"] for s in stuff} <= STUFF and all(s["isthing"] is False for s in stuff)
+        with Image.open(row["path"]) as img:
+            assert img.mode == "RGB" and img.size == (64, 64)
+
+
+def test_tables_are_canonical_and_linked(data):
+    _, prep = data
+    image_split = {r["image_id"]: r["split"] for r in prep.images}
+    for name, rows in prep.tables().items():
+        to_table(name, rows)
+        keys = [r[KEYS[name]] for r in rows]
+        assert len(keys) == len(set(keys)), f"{name} ids not unique"
+        assert prep.given[name] == len(rows)
+        for r in rows:
+            for col in ("image_id", "left_image_id", "right_image_id"):
+                if col in r:
+                    assert image_split[r[col]] == r["split"], f"{name}: {r}"
+    assert "." not in "".join(image_split)
+    assert Counter(image_split.values()) == SPLITS
+    n = len(prep.images)
+    assert (len(prep.captions), len(prep.vqa), len(prep.ve)) == (5 * n, 6 * n, 3 * n)
+    assert len(prep.nlvr2) == 4 * n
+
+
+def test_task_coverage_and_balance(data):
+    _, prep = data
+    assert all(len(r["answers"]) == 10 for r in prep.vqa)
+    assert {r["answer_type"] for r in prep.vqa} == {"yes/no", "number", "other"}
+    assert {r["label"] for r in prep.ve} == {"entailment", "neutral", "contradiction"}
+    yes = Counter(_majority(r["answers"]) for r in prep.vqa if r["answer_type"] == "yes/no")
+    assert 0.3 <= yes["yes"] / (yes["yes"] + yes["no"]) <= 0.7
+    true = sum(r["label"] for r in prep.nlvr2) / len(prep.nlvr2)
+    assert 0.35 <= true <= 0.65, true
+    for image_id in {r["image_id"] for r in prep.captions}:
+        texts = [r["text"] for r in prep.captions if r["image_id"] == image_id]
+        assert len(set(texts)) > 1
+
+
+def test_count_captions_match_ground_truth(data):
+    out, prep = data
+    checked = 0
+    for r in prep.captions:
+        counts = _shape_counts(out, r["image_id"])
+        if m := re.fullmatch(r"There (?:is|are) (\w+) (\w+) in the picture\.", r["text"]):
+            shape = PLURALS.get(m[2], m[2])
+            assert NUMBERS[m[1]] == counts[shape], (r, counts)
+            checked += 1
+        elif m := re.match(r"A scene with (\w+) objects? ", r["text"]):
+            assert NUMBERS[m[1]] == sum(counts.values()), (r, counts)
+            checked += 1
+    assert checked >= 10
+
+
+def test_count_answers_match_ground_truth(data):
+    out, prep = data
+    checked = 0
+    for r in prep.vqa:
+        counts = _shape_counts(out, r["image_id"])
+        if r["question"] == "how many objects are there?":
+            assert _majority(r["answers"]) == str(sum(counts.values()))
+            checked += 1
+        elif m := re.fullmatch(r"how many (\w+) are there\?", r["question"]):
+            assert r["answer_type"] == "number"
+            assert _majority(r["answers"]) == str(counts[PLURALS[m[1]]]), (r, counts)
+            checked += 1
+    assert checked >= 10
+
+
+def test_color_answers_match_pixels(data):
+    out, prep = data
+    paths = {r["image_id"]: r["path"] for r in prep.images}
+    palette = {name: np.array(rgb, float) for name, rgb in scenes.COLORS.items()}
+    checked = 0
+    for r in prep.vqa:
+        if not (m := re.fullmatch(r"what color is the (\w+)\?", r["question"])):
+            continue
+        ids, segments = _gt(out, r["image_id"])
+        (seg,) = [s for s in segments if s["category"] == m[1]]
+        mean = np.asarray(Image.open(paths[r["image_id"]]))[ids == seg["id"]].mean(axis=0)
+        assert _majority(r["answers"]) == min(palette, key=lambda c: np.abs(palette[c] - mean).sum())
+        checked += 1
+    assert checked >= 5
+
+
+def test_band_hidden_by_things_is_dropped(monkeypatch):
+    n = 32
+    bands = np.zeros((n, n), np.int32)
+    bands[n // 2:] = 1
+    cover = np.zeros((n, n), bool)
+    cover[: n // 2 + 2] = True  # a (huge) thing hides the whole sky band
+    monkeypatch.setattr(scenes, "_stuff_bands", lambda rng, size: (bands, ["sky", "grass"]))
+    monkeypatch.setattr(scenes, "_place_things", lambda rng, size, k: ([("square", "red", "large")], [cover]))
+    _, ids, segments, scene = scenes.make_scene(np.random.default_rng(0), n, 5)
+    assert scene.stuff == ("grass",) and [t.shape for t in scene.things] == ["square"]
+    assert sorted(np.unique(ids).tolist()) == [1, 2]
+    maskcodec.check_consistent(ids, segments)
+    assert [(s["id"], s["category"], s["isthing"]) for s in segments] == [(1, "grass", False), (2, "square", True)]
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(image_size=16), "image_size"),
+    (dict(splits={"train": 0}), "positive"),
+    (dict(splits={"train": -3}), "positive"),
+    (dict(splits={"dev": 5}), "unknown split"),
+    (dict(splits={}), "at least one"),
+    (dict(seed=-1), "seed"),
+    (dict(max_things=0), "max_things"),
+    (dict(captions_per_image=-1), "captions_per_image"),
+])
+def test_bad_arguments(tmp_path, kwargs, message):
+    args = dict(seed=0, image_size=64, splits={"train": 2}, progress=False) | kwargs
+    with pytest.raises(ValueError, match=message):
+        scenes.generate(tmp_path, **args)
+    assert not (tmp_path / "images").exists()
