@@ -1,0 +1,39 @@
+"""Shared entry point for stages: argument parsing, logging, and clean failure messages."""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Callable
+
+from stages.params import ParamsError
+
+log = logging.getLogger("stages")
+
+
+class StageError(RuntimeError):
+    """A stage cannot run: missing inputs, or inputs that contradict its params."""
+
+
+def setup_logging() -> None:
+    logging.basicConfig(level=os.environ.get("LOGLEVEL", "INFO"),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+
+
+def progress_enabled() -> bool:
+    """tqdm bars unless PROGRESS=0 (tests and CI logs stay readable)."""
+    return os.environ.get("PROGRESS", "1") != "0"
+
+
+def run_dataset_stage(name: str, fn: Callable[[str], None], argv: list[str] | None = None) -> None:
+    """`python -m stages.<name> --dataset D`: run fn(D); expected errors exit 2 with one clear line."""
+    parser = argparse.ArgumentParser(prog=f"python -m stages.{name}")
+    parser.add_argument("--dataset", required=True, help="dataset name from params.yaml `datasets`")
+    args = parser.parse_args(argv)
+    setup_logging()
+    try:
+        fn(args.dataset)
+    except (ParamsError, StageError, FileNotFoundError, ValueError) as e:
+        log.error("%s failed: %s", name, e)
+        sys.exit(2)

@@ -1,0 +1,171 @@
+"""Stage `features`: images + masks -> mask-pooled ResNet node features, as shards under data/features/<dataset>/.
+
+Per image: `nodes.npy` (k x C fp16, k <= features.max_nodes, slots ordered by area, largest
+first), `geom.npy` (k x 7 fp32: x1, y1, x2, y2, area, fill, score) and `edges.npy`
+(2 x E int32). Plus index.parquet, meta.json (channels, backbone, K), rejects, counts.
+"""
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from models import graph, pooling
+from models.backbone import BackboneError, ResNetTrunk
+from stages import layout, params, sharded
+from stages.cli import StageError, progress_enabled, run_dataset_stage
+from storage.atomic import write_json
+from storage.images import ImageError, load_rgb
+from storage.maskcodec import MaskCodecError, decode_png, decode_segments
+from storage.shards import ShardReader, npy_bytes, sample_key, write_shard
+from storage.tables import read_table, table_path
+
+log = logging.getLogger("stages.features")
+PATTERN = "nodes-%06d.tar"
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "cuda" and not torch.cuda.is_available():
+        raise StageError("features.device=cuda but no CUDA device is available")
+    return torch.device("cuda" if name in ("auto", "cuda") and torch.cuda.is_available() else "cpu")
+
+
+@functools.lru_cache(maxsize=1)
+def build_backbone(name: str, layer: str, weights: str | None, seed: int, device: str) -> ResNetTrunk:
+    """The frozen trunk: local weights when given, else a seeded random init (logged)."""
+    state = None
+    if weights:
+        if not Path(weights).is_file():
+            raise StageError(f"features.weights file not found: {weights} (a torchvision {name} state dict, "
+                             f"e.g. ImageNet weights copied to this machine)")
+        state = torch.load(weights, map_location="cpu", weights_only=True)
+    else:
+        log.warning("features.weights is not set: %s uses a seeded RANDOM init (seed %d), not ImageNet weights",
+                    name, seed)
+    torch.manual_seed(seed)
+    try:
+        net = ResNetTrunk(name, layer, state)
+    except BackboneError as e:
+        raise StageError(str(e)) from None
+    return net.for_inference().to(device)
+
+
+def node_layout(seg_png: bytes, seg_json: bytes, max_nodes: int) -> tuple[np.ndarray, list[dict]]:
+    """Slot map (0 = unused, 1..k by decreasing area) and the kept segment records in slot order."""
+    ids = decode_png(seg_png)
+    records = sorted(decode_segments(seg_json), key=lambda r: (-r["area"], r["id"]))[:max_nodes]
+    lut = np.zeros(int(ids.max()) + 1 if ids.size else 1, np.int32)
+    for slot, r in enumerate(records, 1):
+        if r["id"] < len(lut):
+            lut[r["id"]] = slot
+    return lut[ids], records
+
+
+def _prepare(item: dict[str, Any], masks: ShardReader, size: int, cfg: params.FeaturesParams,
+             box_pool: bool, feat_hw: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+    """CPU side of one image: pixels, coverage, geometry and edges."""
+    image = load_rgb(item["path"], size)
+    sample = masks.get(item["image_id"])
+    slots, records = node_layout(sample["seg.png"], sample["segments.json"], cfg.max_nodes)
+    if slots.shape != (size, size):
+        raise MaskCodecError(f"mask is {slots.shape[1]}x{slots.shape[0]}, expected {size}x{size}")
+    k = len(records)
+    if k == 0:
+        raise MaskCodecError("image has no segments")
+    bboxes = np.array([r["bbox"] for r in records], np.float32)
+    cov = pooling.box_coverage(bboxes, (size, size), feat_hw) if box_pool else pooling.mask_coverage(slots, k, feat_hw)
+    geom = graph.geometry(bboxes, np.array([r["area"] for r in records], np.float32),
+                          np.array([r["score"] for r in records], np.float32), (size, size))
+    edges = graph.edges(slots, k, cfg.edges.mode, cfg.edges.knn)
+    return image, cov, {"geom.npy": geom, "edges.npy": edges}
+
+
+def features_shard(job: sharded.ShardJob) -> sharded.ShardResult:
+    """Worker: pool backbone features over every image's segments in one shard."""
+    cfg = params.FeaturesParams.model_validate(job.config["features"])
+    torch.set_num_threads(cfg.threads)
+    meta = job.config["masks_meta"]
+    size, box_pool = meta["image_size"], meta["pooling"] == "box"
+    device = resolve_device(cfg.device)
+    net = build_backbone(cfg.backbone, cfg.layer, cfg.weights, cfg.seed, device.type)
+    feat_hw = (-(-size // net.stride),) * 2
+    samples, rejects, nodes_total = [], [], 0
+    with ShardReader(job.config["masks_dir"]) as masks:
+        for start in range(0, len(job.items), cfg.batch_size):
+            batch, pixels, covs, extras = [], [], [], []
+            for item in job.items[start: start + cfg.batch_size]:
+                try:
+                    image, cov, extra = _prepare(item, masks, size, cfg, box_pool, feat_hw)
+                except (ImageError, MaskCodecError) as e:
+                    rejects.append({"source": job.config["source"], "item": f"images:{item['image_id']}",
+                                    "reason": str(e)})
+                    continue
+                batch.append(item), pixels.append(image), covs.append(cov), extras.append(extra)
+            if not batch:
+                continue
+            with torch.inference_mode():
+                fmap = net(torch.from_numpy(np.stack(pixels)).to(device))
+                if fmap.shape[-2:] != feat_hw:
+                    raise AssertionError(f"feature map {tuple(fmap.shape[-2:])} != expected {feat_hw}")
+                kmax = max(c.shape[0] for c in covs)
+                cov = torch.zeros(len(batch), kmax, feat_hw[0] * feat_hw[1])
+                for i, c in enumerate(covs):
+                    cov[i, : len(c)] = torch.from_numpy(c)
+                nodes = pooling.pool(fmap.float(), cov.to(device)).half().cpu().numpy()
+            for i, item in enumerate(batch):
+                k = covs[i].shape[0]
+                nodes_total += k
+                sample = {"nodes.npy": npy_bytes(nodes[i, :k])} | {n: npy_bytes(a) for n, a in extras[i].items()}
+                samples.append((item["image_id"], sample_key(item["position"]), sample))
+    rows = write_shard(job.path, samples)
+    return sharded.ShardResult(rows, rejects, {"images": len(samples), "nodes": nodes_total})
+
+
+def run(dataset: str) -> dict[str, Any]:
+    cfg: params.FeaturesParams = params.load("features")
+    src, masks_dir = layout.prepared(dataset), layout.masks(dataset)
+    images = read_table(table_path(src, "images"), "images").to_pylist()
+    meta_path = masks_dir / "meta.json"
+    if not meta_path.is_file():
+        raise StageError(f"{meta_path} not found: run `dvc repro segment@{dataset}` first")
+    meta = json.loads(meta_path.read_text())
+    with ShardReader(masks_dir) as masks:
+        have = set(masks.ids)
+    items = [{"image_id": r["image_id"], "position": i, "path": str(src / r["path"])}
+             for i, r in enumerate(images) if r["image_id"] in have]
+    skipped = len(images) - len(items)  # images the segment stage rejected (listed in its rejects)
+    device = resolve_device(cfg.device)
+    net = build_backbone(cfg.backbone, cfg.layer, cfg.weights, cfg.seed, device.type)
+    out, source = layout.features(dataset), f"features:{dataset}"
+    config = {"features": cfg.model_dump(), "masks_meta": meta, "masks_dir": str(masks_dir), "source": source}
+    fp = sharded.fingerprint(cfg.model_dump(), meta, sharded.file_digest(masks_dir / "index.parquet"),
+                             sharded.sources_digest(graph, pooling, sys.modules[__name__]))
+    jobs = sharded.plan(items, out, PATTERN, cfg.shard_size, config)
+    log.info("%s: %s/%s (%d channels) on %s over %d images in %d shards", dataset, cfg.backbone, cfg.layer,
+             net.channels, device, len(items), len(jobs))
+    workers = 1 if device.type == "cuda" else cfg.workers
+    rejects, stats = sharded.run(jobs, features_shard, out, fp, workers=workers, source=source,
+                                 desc=f"features {dataset}", progress=progress_enabled())
+    rejects.write(out / "rejects.parquet")
+    write_json(out / "meta.json", {"backbone": cfg.backbone, "layer": cfg.layer, "channels": net.channels,
+                                   "max_nodes": cfg.max_nodes, "geom_fields": list(graph.GEOM_FIELDS),
+                                   "random_init": cfg.weights is None, "image_size": meta["image_size"]})
+    counts = {"given": len(items), "accepted": stats.get("images", 0), "rejected": len(rejects),
+              "nodes": stats.get("nodes", 0), "not_segmented": skipped}
+    if counts["given"] != counts["accepted"] + counts["rejected"]:
+        raise AssertionError(f"features counts do not reconcile: {counts}")
+    write_json(out / "counts.json", counts)
+    log.info("%s: read %d, wrote %d (%.1f nodes/image), rejected %d (%s); %d images not segmented upstream",
+             dataset, counts["given"], counts["accepted"], counts["nodes"] / max(counts["accepted"], 1),
+             counts["rejected"], rejects.summary(), skipped)
+    return counts
+
+
+if __name__ == "__main__":
+    run_dataset_stage("features", run)

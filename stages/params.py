@@ -1,0 +1,190 @@
+"""Typed schema of params.yaml. Each stage loads and validates only its own section.
+
+An unknown key, a wrong type or an out-of-range value raises ParamsError naming the key
+(e.g. `segment.felzenszwalb.scale`) and what is allowed, before the stage does any work.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+PARAMS_FILE = Path("params.yaml")
+DATASETS = ("scenes", "easy_vqa", "custom")
+
+
+class ParamsError(ValueError):
+    """params.yaml is missing, malformed, or a value is not allowed."""
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+# ---- prepare ----------------------------------------------------------------------------
+class ScenesParams(Section):
+    seed: int = 0
+    image_size: int = Field(128, ge=32, le=1024)
+    splits: dict[Literal["train", "val", "test"], int] = {"train": 2000, "val": 200, "test": 1000}
+    captions_per_image: int = Field(5, ge=1, le=20)
+    questions_per_image: int = Field(6, ge=0, le=50)
+    ve_per_image: int = Field(3, ge=0, le=50)
+    nlvr2_per_image: float = Field(1.0, ge=0.0, le=10.0)
+    max_things: int = Field(5, ge=1, le=10)
+
+    @model_validator(mode="after")
+    def _positive_splits(self) -> "ScenesParams":
+        for name, n in self.splits.items():
+            if n < 1:
+                raise ValueError(f"splits.{name} must be >= 1, got {n}")
+        return self
+
+
+class EasyVqaParams(Section):
+    val_fraction: float = Field(0.1, gt=0.0, lt=1.0)
+    seed: int = 0
+
+
+class CustomParams(Section):
+    root: str | None = None
+    annotations: str | None = None
+    val_fraction: float = Field(0.0, ge=0.0, lt=1.0)
+    seed: int = 0
+
+
+class PrepareParams(Section):
+    min_side: int = Field(8, ge=1, le=4096)
+    scenes: ScenesParams = ScenesParams()
+    easy_vqa: EasyVqaParams = EasyVqaParams()
+    custom: CustomParams = CustomParams()
+
+
+# ---- segment ----------------------------------------------------------------------------
+class FelzenszwalbParams(Section):
+    scale: float = Field(100.0, gt=0)
+    sigma: float = Field(0.8, ge=0)
+    min_size: int = Field(10, ge=1)
+
+
+class SlicParams(Section):
+    n_segments: int = Field(36, ge=1)
+    compactness: float = Field(10.0, gt=0)
+
+
+class GridParams(Section):
+    rows: int = Field(6, ge=1, le=64)
+    cols: int = Field(6, ge=1, le=64)
+
+
+class BoxParams(Section):
+    source: Literal["felzenszwalb", "slic", "oracle", "panoptic"] = "oracle"
+
+
+class PanopticParams(Section):
+    maskrcnn_weights: str | None = None
+    deeplab_weights: str | None = None
+    maskrcnn_num_classes: int = Field(91, ge=2)
+    deeplab_num_classes: int = Field(21, ge=2)
+    thing_names: dict[int, str] = {}
+    stuff_names: dict[int, str] = {0: "background"}
+    score_thresh: float = Field(0.6, ge=0, le=1)
+    nms_thresh: float = Field(0.5, gt=0, le=1)
+    mask_thresh: float = Field(0.5, gt=0, lt=1)
+    overlap_thresh: float = Field(0.5, gt=0, le=1)
+    stuff_min_area: int = Field(64, ge=0)
+    leftover_min_area: int = Field(16, ge=0)
+
+
+class SegmentParams(Section):
+    backend: Literal["felzenszwalb", "slic", "grid", "box", "oracle", "panoptic"] = "felzenszwalb"
+    image_size: int = Field(128, ge=16, le=2048)
+    # felzenszwalb/slic run at this size (ids upsampled to image_size); null = image_size.
+    work_size: int | None = Field(64, ge=8, le=2048)
+    shard_size: int = Field(500, ge=1)
+    workers: int = Field(2, ge=1, le=64)   # processes for per-shard work
+    felzenszwalb: FelzenszwalbParams = FelzenszwalbParams()
+    slic: SlicParams = SlicParams()
+    grid: GridParams = GridParams()
+    box: BoxParams = BoxParams()
+    panoptic: PanopticParams = PanopticParams()
+
+
+# ---- features ---------------------------------------------------------------------------
+class EdgeParams(Section):
+    mode: Literal["adjacency", "knn", "adjacency_knn", "full"] = "adjacency_knn"
+    knn: int = Field(4, ge=1, le=64)
+
+
+class FeaturesParams(Section):
+    backbone: Literal["resnet18", "resnet34", "resnet50", "resnet101", "resnet152"] = "resnet18"
+    layer: Literal["layer2", "layer3", "layer4"] = "layer3"
+    weights: str | None = None
+    seed: int = 0
+    max_nodes: int = Field(36, ge=1, le=1024)
+    batch_size: int = Field(64, ge=1, le=4096)
+    shard_size: int = Field(500, ge=1)
+    # Shards run in `workers` processes with `threads` torch threads each. The bytes written
+    # depend on `threads` (float reduction order), never on `workers`.
+    workers: int = Field(2, ge=1, le=64)
+    threads: int = Field(1, ge=1, le=64)
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    edges: EdgeParams = EdgeParams()
+
+
+SECTIONS: dict[str, type[Section]] = {
+    "prepare": PrepareParams,
+    "segment": SegmentParams,
+    "features": FeaturesParams,
+}
+TOP_LEVEL = {"datasets", *SECTIONS}
+
+
+def _format(section: str, err: ValidationError) -> str:
+    lines = []
+    for e in err.errors():
+        key = ".".join([section, *(str(p) for p in e["loc"])])
+        got = "" if e["type"] == "missing" else f" (got {e.get('input')!r})"
+        lines.append(f"params.yaml: {key}: {e['msg']}{got}")
+    return "\n".join(lines)
+
+
+def read_yaml(path: Path = PARAMS_FILE) -> dict[str, Any]:
+    if not path.is_file():
+        raise ParamsError(f"{path} not found (run from the repository root)")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise ParamsError(f"{path} is not valid YAML: {e}") from e
+    if not isinstance(data, dict):
+        raise ParamsError(f"{path} must be a mapping of sections")
+    unknown = set(data) - TOP_LEVEL
+    if unknown:
+        raise ParamsError(f"params.yaml: unknown top-level keys {sorted(unknown)}; allowed: {sorted(TOP_LEVEL)}")
+    return data
+
+
+def validate(section: str, raw: dict[str, Any] | None) -> Section:
+    """Validate one section's raw mapping against its schema."""
+    if section not in SECTIONS:
+        raise ParamsError(f"unknown params section {section!r}; known: {sorted(SECTIONS)}")
+    try:
+        return SECTIONS[section].model_validate(raw or {})
+    except ValidationError as e:
+        raise ParamsError(_format(section, e)) from None
+
+
+def load(section: str, path: Path = PARAMS_FILE) -> Any:
+    """The validated `section` of params.yaml (defaults fill keys it leaves out)."""
+    return validate(section, read_yaml(path).get(section))
+
+
+def datasets(path: Path = PARAMS_FILE) -> list[str]:
+    ds = read_yaml(path).get("datasets", [])
+    if not isinstance(ds, list) or not all(isinstance(d, str) for d in ds):
+        raise ParamsError("params.yaml: datasets must be a list of names")
+    bad = [d for d in ds if d not in DATASETS]
+    if bad:
+        raise ParamsError(f"params.yaml: datasets: unknown {bad}; allowed: {list(DATASETS)}")
+    return ds
