@@ -34,11 +34,13 @@ def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
 
 @contextlib.contextmanager
 def atomic_open(target: str | os.PathLike, mode: str = "wb") -> Iterator[IO[Any]]:
-    """Open a temporary file for writing; it replaces `target` when the block ends cleanly."""
+    """Open a temporary file for writing; it replaces `target` when the block ends cleanly.
+
+    Safe against an interrupted or killed process (the rename is atomic); no fsync, so not
+    a guarantee against power loss.
+    """
     with atomic_path(target) as tmp, open(tmp, mode) as fh:
         yield fh
-        fh.flush()
-        os.fsync(fh.fileno())
 
 
 def write_bytes(target: str | os.PathLike, data: bytes) -> None:
