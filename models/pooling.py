@@ -1,8 +1,9 @@
 """Soft mask pooling (Convolutional Feature Masking, GSHN eq. 2).
 
-Each mask is resized to the feature map by area: a cell's weight is the fraction of its
-pixels the segment covers. A node's feature is the coverage-weighted mean of the cells it
-touches, so a segment smaller than one cell still gets a feature: never an empty node.
+Each mask is resized to the feature map by area: a cell's weight is the number of the
+segment's pixels inside it. A node's feature is the coverage-weighted mean of the cells it
+touches (the mean over its pixels of their cell's feature), so a segment smaller than one
+cell still gets a feature: never an empty node.
 """
 from __future__ import annotations
 

@@ -246,7 +246,7 @@ class PanopticSegmenter:
     @torch.inference_mode()
     def __call__(self, image: np.ndarray) -> Segmentation:
         _check_image(image)
-        x = torch.from_numpy(image).to(self.device).permute(2, 0, 1).float() / 255.0
+        x = torch.from_numpy(np.array(image)).to(self.device).permute(2, 0, 1).float() / 255.0
         det = self.detector([x])[0]                      # normalises and resizes itself
         mean = torch.tensor(_IMAGENET_MEAN, device=self.device)[:, None, None]
         std = torch.tensor(_IMAGENET_STD, device=self.device)[:, None, None]

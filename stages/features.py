@@ -142,6 +142,9 @@ def run(dataset: str) -> dict[str, Any]:
     skipped = len(images) - len(items)  # images the segment stage rejected (listed in its rejects)
     device = resolve_device(cfg.device)
     net = build_backbone(cfg.backbone, cfg.layer, cfg.weights, cfg.seed, device.type)
+    if meta["image_size"] % net.stride:
+        raise StageError(f"segment.image_size={meta['image_size']} is not a multiple of the {cfg.layer} stride "
+                         f"{net.stride}: feature cells would not line up with mask pixels")
     out, source = layout.features(dataset), f"features:{dataset}"
     config = {"features": cfg.model_dump(), "masks_meta": meta, "masks_dir": str(masks_dir), "source": source}
     fp = sharded.fingerprint(cfg.model_dump(), meta, sharded.file_digest(masks_dir / "index.parquet"),

@@ -18,9 +18,15 @@ TINY_PARAMS: dict[str, Any] = {
     "datasets": ["scenes"],
     "prepare": {"scenes": {"image_size": 64, "splits": {"train": 24, "val": 4, "test": 8},
                            "questions_per_image": 2, "ve_per_image": 1}},
-    "segment": {"image_size": 64, "shard_size": 8},
-    "features": {"max_nodes": 12, "batch_size": 8, "shard_size": 8},
+    "segment": {"image_size": 64, "work_size": 32, "shard_size": 8, "workers": 1},
+    "features": {"max_nodes": 12, "batch_size": 8, "shard_size": 8, "workers": 1},
 }
+
+
+def tiny_params(overrides: dict | None = None) -> dict:
+    """The repository's params.yaml with TINY_PARAMS and `overrides` merged in (DVC needs every key)."""
+    base = yaml.safe_load((REPO / "params.yaml").read_text())
+    return deep_merge(deep_merge(base, TINY_PARAMS), overrides or {})
 
 
 def deep_merge(base: dict, over: dict) -> dict:
@@ -43,7 +49,7 @@ def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.chdir(tmp_path)
 
     def write(overrides: dict | None = None) -> dict:
-        params = deep_merge(TINY_PARAMS, overrides or {})
+        params = tiny_params(overrides)
         (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
         return params
 

@@ -1,0 +1,65 @@
+"""`dvc repro` on a scratch copy of the project: the DAG runs, and a param change reruns only what reads it."""
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import REPO, tiny_params
+
+CODE = ("stages", "models", "storage", "flows", "dvc.yaml", ".dvc/config", ".dvcignore", ".gitignore")
+
+
+def _sh(cmd: list[str], cwd: Path) -> str:
+    env = os.environ | {"PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}", "PROGRESS": "0",
+                        "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
+                        "GIT_COMMITTER_EMAIL": "t@t"}
+    res = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, f"{' '.join(cmd)} failed:\n{res.stdout}\n{res.stderr}"
+    return res.stdout + res.stderr
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    for name in CODE:
+        src = REPO / name
+        if src.is_dir():
+            shutil.copytree(src, tmp_path / name, ignore=shutil.ignore_patterns("__pycache__"))
+        elif src.is_file():
+            (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(src, tmp_path / name)
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(tiny_params()))
+    _sh(["git", "init", "-q"], tmp_path)
+    _sh(["git", "add", "-A"], tmp_path)
+    _sh(["git", "commit", "-qm", "init"], tmp_path)
+    return tmp_path
+
+
+def _changed_stages(project: Path) -> set[str]:
+    out = _sh([sys.executable, "-m", "dvc", "status", "--json"], project)
+    return set(json.loads(out[out.index("{"):]))
+
+
+@pytest.mark.slow
+def test_repro_then_param_change_reruns_only_dependents(project):
+    log = _sh([sys.executable, "-m", "dvc", "repro"], project)
+    for stage in ("prepare@scenes", "segment@scenes", "features@scenes"):
+        assert f"Running stage '{stage}'" in log
+    assert (project / "data/features/scenes/index.parquet").is_file()
+    assert (project / "dvc.lock").is_file()
+    assert _changed_stages(project) == set()
+
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    params["features"]["max_nodes"] = 8
+    (project / "params.yaml").write_text(yaml.safe_dump(params))
+    assert _changed_stages(project) == {"features@scenes"}
+    log = _sh([sys.executable, "-m", "dvc", "repro"], project)
+    assert "Running stage 'features@scenes'" in log
+    assert "Running stage 'segment@scenes'" not in log and "Running stage 'prepare@scenes'" not in log
+
+    log = _sh([sys.executable, "-m", "dvc", "repro", "-s", "-f", "segment@scenes"], project)
+    assert "Running stage 'segment@scenes'" in log and "features@scenes" not in log
