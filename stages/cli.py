@@ -7,13 +7,23 @@ import os
 import sys
 from collections.abc import Callable
 
+from models.backbone import BackboneError
 from stages.params import ParamsError
+from storage.adapters.base import DatasetError
+from storage.maskcodec import MaskCodecError
+from storage.shards import ShardError
+from storage.tables import TableError
 
 log = logging.getLogger("stages")
 
 
 class StageError(RuntimeError):
     """A stage cannot run: missing inputs, or inputs that contradict its params."""
+
+
+# Errors that describe a problem with the user's inputs or params: one clear line, exit 2.
+EXPECTED = (ParamsError, StageError, DatasetError, TableError, ShardError, MaskCodecError, BackboneError,
+            FileNotFoundError)
 
 
 def setup_logging() -> None:
@@ -34,6 +44,6 @@ def run_dataset_stage(name: str, fn: Callable[[str], None], argv: list[str] | No
     setup_logging()
     try:
         fn(args.dataset)
-    except (ParamsError, StageError, FileNotFoundError, ValueError) as e:
+    except EXPECTED as e:
         log.error("%s failed: %s", name, e)
         sys.exit(2)
