@@ -92,8 +92,11 @@ def _at_work_size(image: np.ndarray, work_size: int | None, run: Callable[[np.nd
         return run(image)
     small = np.asarray(Image.fromarray(image).resize((work_size, work_size), Image.BILINEAR, reducing_gap=2.0))
     s = run(small)
+    if size % work_size == 0:  # integer factor: every segment survives, area order is unchanged
+        f = size // work_size
+        return seg.Segmentation(s.ids.repeat(f, 0).repeat(f, 1), s.scores, s.categories, s.isthing)
     ids = np.asarray(Image.fromarray(s.ids.astype(np.uint16)).resize((size, size), Image.NEAREST)).astype(np.int32)
-    return seg.oracle(ids, s.categories, s.isthing)  # renumbers by area again
+    return seg.oracle(ids, s.categories, s.isthing)  # renumbers: a tiny segment may have vanished
 
 
 def segment_image(image: np.ndarray, item: dict[str, Any], cfg: params.SegmentParams, backend: str) -> seg.Segmentation:

@@ -77,8 +77,7 @@ def test_easy_vqa_split_is_by_image_and_deterministic(workspace, tmp_path):
     counts = prepare.run("easy_vqa")
     assert counts["images"] == {"given": 5000, "accepted": 5000, "rejected": 0}
     assert counts["vqa"]["accepted"] == 38575 + 9673
-    vqa = pq.read_table(tmp_path / "data/prepared/easy_vqa/vqa.parquet").to_pandas() \
-        if False else pq.read_table(tmp_path / "data/prepared/easy_vqa/vqa.parquet").to_pylist()
+    vqa = pq.read_table(tmp_path / "data/prepared/easy_vqa/vqa.parquet").to_pylist()
     splits = {}
     for r in vqa:
         splits.setdefault(r["image_id"], set()).add(r["split"])
@@ -86,3 +85,22 @@ def test_easy_vqa_split_is_by_image_and_deterministic(workspace, tmp_path):
     images = pq.read_table(tmp_path / "data/prepared/easy_vqa/images.parquet").to_pylist()
     assert sum(r["split"] == "val" for r in images) == 400
     assert {r["answer_type"] for r in vqa} == {"yes/no", "other"}
+    prepare.run("easy_vqa")  # a second run carves the same validation images
+    again = pq.read_table(tmp_path / "data/prepared/easy_vqa/images.parquet").to_pylist()
+    assert again == images
+
+
+def test_bad_inputs_through_segment_and_features(workspace, tmp_path, bad_images):
+    """Every accepted awkward image (16-bit, CMYK, 4000x3000, 8x8, flat ...) is segmented and featurised."""
+    from stages import features, segment
+    from storage.shards import ShardReader, npy_load
+
+    root, ann = _custom(tmp_path, bad_images)
+    workspace({"datasets": ["custom"], "prepare": {"custom": {"root": str(root), "annotations": str(ann)}}})
+    accepted = prepare.run("custom")["images"]["accepted"]
+    seg, feat = segment.run("custom"), features.run("custom")
+    assert seg["accepted"] == feat["accepted"] == accepted and seg["rejected"] == feat["rejected"] == 0
+    with ShardReader(tmp_path / "data/features/custom") as shards:
+        assert npy_load(shards.get("flat")["nodes.npy"]).shape[0] == 1  # a single flat colour: one segment
+        assert npy_load(shards.get("flat")["edges.npy"]).shape == (2, 0)
+        assert npy_load(shards.get("8x8")["nodes.npy"]).shape[0] >= 1
