@@ -62,7 +62,7 @@ DATASET = "scenes"
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--images", type=int, default=1024, help="number of scenes images (default 1024)")
+    parser.add_argument("--images", type=int, default=3200, help="number of scenes images (default 3200, the embedded run's scenes size)")
     parser.add_argument("--out", type=Path, default=Path("bench/results/features.json"), help="JSON results file")
     parser.add_argument("--keep", action="store_true", help="keep the temporary workspace")
     parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
