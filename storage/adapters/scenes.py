@@ -672,7 +672,7 @@ def generate(out_dir: Path, *, seed: int, image_size: int, splits: dict[str, int
         "ve_per_image": ve_per_image, "nlvr2_per_image": nlvr2_per_image, "max_things": max_things})
     out_dir = Path(out_dir)
     prep = Prepared()
-    with tqdm(total=sum(splits.values()), desc="scenes", unit="img", disable=not progress) as bar:
+    with tqdm(total=sum(splits.values()), desc="scenes", unit="img", disable=not progress, mininterval=1.0) as bar:
         for split_index, split in enumerate(SPLITS):
             if split not in splits:
                 continue
