@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from storage import maskcodec
-from storage.adapters import scenes
+from storage.adapters import scene_render, scenes
 from storage.tables import KEYS, to_table
 
 SPLITS = {"train": 30, "val": 8, "test": 12}
@@ -167,8 +167,8 @@ def test_band_hidden_by_things_is_dropped(monkeypatch):
     bands[n // 2:] = 1
     cover = np.zeros((n, n), bool)
     cover[: n // 2 + 2] = True  # a (huge) thing hides the whole sky band
-    monkeypatch.setattr(scenes, "_stuff_bands", lambda rng, size: (bands, ["sky", "grass"]))
-    monkeypatch.setattr(scenes, "_place_things", lambda rng, size, k: ([("square", "red", "large")], [cover]))
+    monkeypatch.setattr(scene_render, "_stuff_bands", lambda rng, size: (bands, ["sky", "grass"]))
+    monkeypatch.setattr(scene_render, "_place_things", lambda rng, size, k: ([("square", "red", "large")], [cover]))
     _, ids, segments, scene = scenes.make_scene(np.random.default_rng(0), n, 5)
     assert scene.stuff == ("grass",) and [t.shape for t in scene.things] == ["square"]
     assert sorted(np.unique(ids).tolist()) == [1, 2]
