@@ -1,0 +1,305 @@
+"""Pretraining objectives: ITC/CL, ITM, MLM, STL (GSHN), STUA and MVM (ASH-Nets).
+
+Each loss returns a scalar tensor; heads are small nn.Modules. Shapes: B pairs, d model width,
+K visual node slots (`node_mask` B x K, True = real node), M selector neurons / memory rows,
+spikes T x B x K x M (binary). Random choices take an optional torch.Generator (on the tensors' device).
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+IGNORE = -100       # label of positions that carry no loss (MLM, MVM)
+
+
+# ---------------------------------------------------------------- shared pieces
+
+class Temperature(nn.Module):
+    """Learnable softmax temperature, stored as its log and clamped in place on every call
+    (as ALBEF does), so it can move back from a bound instead of sticking there."""
+
+    def __init__(self, init: float = 0.07, low: float = 0.001, high: float = 0.5) -> None:
+        super().__init__()
+        self.log_temp = nn.Parameter(torch.tensor(math.log(init)))
+        self.bounds = (math.log(low), math.log(high))
+
+    def forward(self) -> Tensor:
+        with torch.no_grad():
+            self.log_temp.clamp_(*self.bounds)
+        return self.log_temp.exp()
+
+
+def info_nce(img: Tensor, txt: Tensor, temp: Tensor, img_queue: Tensor | None = None,
+             txt_queue: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    """Symmetric InfoNCE over normalised embeddings (B, D); pair i is the positive of row i.
+    Queues (Q, D) add negatives: texts for image->text, images for text->image.
+    Returns (loss, in-batch image->text logits (B, B) = sim / temp, detached)."""
+    i2t = img @ txt.T / temp
+    i2t_all = i2t if txt_queue is None else torch.cat([i2t, img @ txt_queue.T.to(img.dtype) / temp], 1)
+    t2i_all = i2t.T if img_queue is None else torch.cat([i2t.T, txt @ img_queue.T.to(txt.dtype) / temp], 1)
+    target = torch.arange(len(img), device=img.device)
+    loss = (F.cross_entropy(i2t_all.float(), target) + F.cross_entropy(t2i_all.float(), target)) / 2
+    return loss, i2t.detach()
+
+
+def masked_ce(logits: Tensor, labels: Tensor) -> Tensor:
+    """Cross-entropy over logits (..., C) and labels (...), skipping IGNORE labels; 0 (with a
+    graph) when every label is ignored, where plain cross_entropy would give NaN."""
+    logits, labels = logits.reshape(-1, logits.shape[-1]), labels.reshape(-1)
+    if not (labels != IGNORE).any():
+        return logits.sum() * 0.0
+    return F.cross_entropy(logits.float(), labels, ignore_index=IGNORE)
+
+
+def ensure_one(chosen: Tensor, allowed: Tensor, generator: torch.Generator | None = None) -> Tensor:
+    """chosen, allowed (B, N) bool: rows with an allowed position but nothing chosen get one
+    allowed position chosen uniformly at random."""
+    need = allowed.any(1) & ~chosen.any(1)
+    scores = torch.rand(allowed.shape, generator=generator, device=allowed.device)
+    pick = scores.masked_fill(~allowed, -1.0).argmax(1)
+    rows = need.nonzero(as_tuple=True)[0]
+    chosen = chosen.clone()
+    chosen[rows, pick[rows]] = True
+    return chosen
+
+
+def select_nodes(node_mask: Tensor, prob: float, generator: torch.Generator | None = None) -> Tensor:
+    """(B, K) bool: each real node chosen with probability `prob`, at least one per sample."""
+    node_mask = node_mask.bool()
+    draw = torch.rand(node_mask.shape, generator=generator, device=node_mask.device) < prob
+    return ensure_one(draw & node_mask, node_mask, generator)
+
+
+# ---------------------------------------------------------------- ITC / CL
+
+class MomentumQueue(nn.Module):
+    """Fixed-size FIFO of past normalised embeddings (MoCo), used as extra ITC negatives.
+    The caller enqueues detached embeddings (from a momentum copy of the encoder, or the model
+    itself) after computing the loss. Buffers, so the queue is saved with the model."""
+
+    def __init__(self, size: int, dim: int = 256) -> None:
+        super().__init__()
+        self.register_buffer("store", torch.zeros(size, dim))
+        self.register_buffer("ptr", torch.zeros((), dtype=torch.long))
+        self.register_buffer("count", torch.zeros((), dtype=torch.long))
+
+    @torch.no_grad()
+    def enqueue(self, emb: Tensor) -> None:
+        """Write emb (N, dim) over the oldest entries (only the last `size` rows if N > size)."""
+        size = len(self.store)
+        emb = emb.detach()[-size:].to(self.store.dtype)
+        idx = (self.ptr + torch.arange(len(emb), device=self.store.device)) % size
+        self.store[idx] = emb
+        self.ptr.copy_((self.ptr + len(emb)) % size)
+        self.count.add_(len(emb)).clamp_(max=size)
+
+    def items(self) -> Tensor:
+        """The filled entries (n <= size, dim); empty slots are never used as negatives."""
+        return self.store[: int(self.count)]
+
+
+class ContrastiveHead(nn.Module):
+    """ITC / CL: image and text [CLS] projected to `dim`, L2-normalised, symmetric InfoNCE
+    with a learnable temperature (ALBEF); optional queue tensors add negatives (ASH-Nets)."""
+
+    def __init__(self, d: int, dim: int = 256, temp: float = 0.07) -> None:
+        super().__init__()
+        self.img_proj = nn.Linear(d, dim)
+        self.txt_proj = nn.Linear(d, dim)
+        self.temperature = Temperature(temp)
+
+    def embed(self, img_cls: Tensor, txt_cls: Tensor) -> tuple[Tensor, Tensor]:
+        """(B, d), (B, d) -> normalised (B, dim) image and text embeddings."""
+        return F.normalize(self.img_proj(img_cls), dim=-1), F.normalize(self.txt_proj(txt_cls), dim=-1)
+
+    def forward(self, img_cls: Tensor, txt_cls: Tensor, img_queue: Tensor | None = None,
+                txt_queue: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """-> (loss, sim_i2t (B, B) = cosine / temperature, detached: ITM negative weights)."""
+        img, txt = self.embed(img_cls, txt_cls)
+        return info_nce(img, txt, self.temperature(), img_queue, txt_queue)
+
+
+# ---------------------------------------------------------------- ITM
+
+def sample_hard_negatives(sim_i2t: Tensor, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
+    """ALBEF hard negatives from the in-batch similarity (B, B), B >= 2: for each image a text
+    drawn with probability softmax(sim) over the other texts (the positive never), and for
+    each text an image likewise. -> (neg_text_for_image (B,), neg_image_for_text (B,)) long."""
+    b = len(sim_i2t)
+    if b < 2:
+        raise ValueError("hard negatives need a batch of at least 2 pairs")
+    diag = torch.eye(b, dtype=torch.bool, device=sim_i2t.device)
+
+    def draw(sim: Tensor) -> Tensor:
+        weights = sim.float().masked_fill(diag, float("-inf")).softmax(1)
+        return torch.multinomial(weights, 1, generator=generator).squeeze(1)
+
+    return draw(sim_i2t), draw(sim_i2t.T)
+
+
+class ITMHead(nn.Module):
+    """ITM: match / no-match logits (N, 2) from the multimodal [CLS] (N, d); class 1 = match."""
+
+    def __init__(self, d: int) -> None:
+        super().__init__()
+        self.fc = nn.Linear(d, 2)
+
+    def forward(self, cls: Tensor) -> Tensor:
+        return self.fc(cls)
+
+
+def itm_loss(logits: Tensor, labels: Tensor) -> Tensor:
+    return F.cross_entropy(logits.float(), labels)
+
+
+def itm_accuracy(logits: Tensor, labels: Tensor) -> Tensor:
+    return (logits.argmax(-1) == labels).float().mean()
+
+
+# ---------------------------------------------------------------- MLM
+
+def mask_tokens(input_ids: Tensor, attention_mask: Tensor, special_ids: set[int] | Tensor, mask_id: int,
+                vocab_size: int, prob: float = 0.15,
+                generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
+    """BERT masking: each non-special, non-padding token is chosen with probability `prob`
+    (at least one per sequence that has any); a chosen token becomes [MASK] (80%), a random
+    token (10%) or stays (10%). -> (masked_ids, labels: original id where chosen, else -100)."""
+    dev = input_ids.device
+    special = torch.as_tensor(sorted(special_ids) if isinstance(special_ids, set) else special_ids,
+                              dtype=input_ids.dtype, device=dev)
+    maskable = attention_mask.bool() & ~torch.isin(input_ids, special)
+    draw = torch.rand(input_ids.shape, generator=generator, device=dev) < prob
+    chosen = ensure_one(draw & maskable, maskable, generator)
+    labels = input_ids.masked_fill(~chosen, IGNORE)
+    r = torch.rand(input_ids.shape, generator=generator, device=dev)
+    random_ids = torch.randint(vocab_size, input_ids.shape, generator=generator, device=dev, dtype=input_ids.dtype)
+    masked = input_ids.masked_fill(chosen & (r < 0.8), mask_id)
+    masked = torch.where(chosen & (r >= 0.8) & (r < 0.9), random_ids, masked)
+    return masked, labels
+
+
+class MLMHead(nn.Module):
+    """BERT LM head: Linear + GELU + LayerNorm, then a decoder tied to the word embeddings
+    (`word_weight` (V, d), the embedding's own Parameter) plus a per-token bias."""
+
+    def __init__(self, d: int, word_weight: nn.Parameter, eps: float = 1e-12) -> None:
+        super().__init__()
+        self.transform = nn.Sequential(nn.Linear(d, d), nn.GELU(), nn.LayerNorm(d, eps=eps))
+        self.weight = word_weight
+        self.bias = nn.Parameter(torch.zeros(word_weight.shape[0]))
+
+    def forward(self, hidden: Tensor) -> Tensor:
+        """(..., d) -> (..., V) logits."""
+        return F.linear(self.transform(hidden), self.weight, self.bias)
+
+
+def mlm_loss(logits: Tensor, labels: Tensor) -> Tensor:
+    """Cross-entropy over the labelled (masked) tokens; logits (..., V), labels (...)."""
+    return masked_ce(logits, labels)
+
+
+# ---------------------------------------------------------------- STL (GSHN eq. 14-15)
+
+def select_stl_nodes(node_mask: Tensor, prob: float = 0.05, generator: torch.Generator | None = None) -> Tensor:
+    """(B, K) bool: ~5% of real nodes masked, at least one per sample (eq. 14)."""
+    return select_nodes(node_mask, prob, generator)
+
+
+def stl_targets(spikes: Tensor) -> Tensor:
+    """Spikes (T, B, K, M) -> (B, K, M) float: 1 where the neuron fired at least once in T."""
+    return (spikes > 0).any(0).float()
+
+
+class STLHead(nn.Module):
+    """Predicts a masked node's M-dim spike vector from the TEXT features only: a learned
+    embedding of the node's slot index attends over the text tokens (one cross-attention
+    layer, residual + LayerNorm), then Linear(d, M) logits."""
+
+    def __init__(self, d: int, num_slots: int, num_neurons: int, heads: int = 4) -> None:
+        super().__init__()
+        self.slots = nn.Embedding(num_slots, d)
+        self.attn = nn.MultiheadAttention(d, heads, batch_first=True)
+        self.norm = nn.LayerNorm(d)
+        self.out = nn.Linear(d, num_neurons)
+
+    def forward(self, text_feats: Tensor, text_mask: Tensor, masked: Tensor) -> Tensor:
+        """text_feats (B, L, d), text_mask (B, L) True = token, masked (B, K) bool -> logits
+        (N, M) for the N masked nodes, in `masked.nonzero()` order."""
+        q = self.slots.weight[: masked.shape[1]].unsqueeze(0).expand(len(text_feats), -1, -1)
+        ctx, _ = self.attn(q, text_feats, text_feats, key_padding_mask=~text_mask.bool(), need_weights=False)
+        return self.out(self.norm(q + ctx)[masked])
+
+
+def focal_loss(logits: Tensor, targets: Tensor, gamma: float = 2.0, alpha: float | None = 0.25) -> Tensor:
+    """Binary focal loss (Lin et al.), mean over elements: alpha_t (1 - p_t)^gamma BCE.
+    alpha=None skips the class weighting; gamma=0, alpha=None is plain BCE."""
+    logits, targets = logits.float(), targets.float()
+    bce = F.binary_cross_entropy_with_logits(logits, targets, reduction="none")
+    p = logits.sigmoid()
+    p_t = p * targets + (1 - p) * (1 - targets)
+    loss = bce * (1 - p_t) ** gamma
+    if alpha is not None:
+        loss = loss * (alpha * targets + (1 - alpha) * (1 - targets))
+    return loss.mean()
+
+
+def stl_loss(head: STLHead, text_feats: Tensor, text_mask: Tensor, masked: Tensor, targets: Tensor,
+             gamma: float = 2.0, alpha: float | None = 0.25) -> Tensor:
+    """Focal loss (eq. 15) of the head's predictions for the masked nodes against their spike
+    labels; targets (B, K, M) from `stl_targets` on the unmasked spikes."""
+    return focal_loss(head(text_feats, text_mask, masked), targets[masked], gamma, alpha)
+
+
+# ---------------------------------------------------------------- STUA (ASH eq. 9-11)
+
+class STUAHead(nn.Module):
+    """Spiking-to-text alignment: h_v on the SNN-derived visual embedding (mean of E_syn over
+    real nodes, (B, d), from the caller) and h_w on the text [CLS], both to 256-d and
+    normalised (eq. 9); InfoNCE with a learnable temperature (eq. 10). The paper's eq. 11 has
+    only the spike-to-text direction with a 1/2 factor; this is the symmetric version, the
+    mean of spike->text and text->spike cross-entropies."""
+
+    def __init__(self, d: int, dim: int = 256, temp: float = 0.07) -> None:
+        super().__init__()
+        self.h_v = nn.Linear(d, dim)
+        self.h_w = nn.Linear(d, dim)
+        self.temperature = Temperature(temp)
+
+    def forward(self, vis_emb: Tensor, txt_cls: Tensor) -> Tensor:
+        v, w = F.normalize(self.h_v(vis_emb), dim=-1), F.normalize(self.h_w(txt_cls), dim=-1)
+        return info_nce(v, w, self.temperature())[0]
+
+
+# ---------------------------------------------------------------- MVM (ASH)
+
+def select_mvm_nodes(node_mask: Tensor, prob: float = 0.15, generator: torch.Generator | None = None) -> Tensor:
+    """(B, K) bool: ~15% of real visual tokens masked, at least one per sample."""
+    return select_nodes(node_mask, prob, generator)
+
+
+def mvm_targets(spikes: Tensor) -> Tensor:
+    """Spikes (T, B, K, M) -> (B, K) long: the dominant memory slot (highest firing rate; ties
+    -> lowest index). A node whose neurons never fired has no dominant slot: -100 (ignored)."""
+    rate = spikes.float().mean(0)
+    return rate.argmax(-1).masked_fill(rate.amax(-1) <= 0, IGNORE)
+
+
+class MVMHead(nn.Module):
+    """Linear(d, M) over the transformer outputs at the masked visual positions."""
+
+    def __init__(self, d: int, num_neurons: int) -> None:
+        super().__init__()
+        self.fc = nn.Linear(d, num_neurons)
+
+    def forward(self, vis_feats: Tensor, masked: Tensor) -> Tensor:
+        """vis_feats (B, K, d), masked (B, K) bool -> logits (N, M) for the masked nodes."""
+        return self.fc(vis_feats[masked])
+
+
+def mvm_loss(head: MVMHead, vis_feats: Tensor, masked: Tensor, targets: Tensor) -> Tensor:
+    """Cross-entropy on the masked nodes only; masked nodes that never fired (target -100)
+    carry no loss (0 when none fired)."""
+    return masked_ce(head(vis_feats, masked), targets[masked])
