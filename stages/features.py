@@ -45,9 +45,6 @@ def build_backbone(name: str, layer: str, weights: str | None, seed: int, device
             raise StageError(f"features.weights file not found: {weights} (a torchvision {name} state dict, "
                              f"e.g. ImageNet weights copied to this machine)")
         state = torch.load(weights, map_location="cpu", weights_only=True)
-    else:
-        log.warning("features.weights is not set: %s uses a seeded RANDOM init (seed %d), not ImageNet weights",
-                    name, seed)
     torch.manual_seed(seed)
     try:
         net = ResNetTrunk(name, layer, state)
@@ -142,6 +139,9 @@ def run(dataset: str) -> dict[str, Any]:
     skipped = len(images) - len(items)  # images the segment stage rejected (listed in its rejects)
     device = resolve_device(cfg.device)
     net = build_backbone(cfg.backbone, cfg.layer, cfg.weights, cfg.seed, device.type)
+    if cfg.weights is None:
+        log.warning("features.weights is not set: %s uses a seeded RANDOM init (seed %d), not ImageNet weights",
+                    cfg.backbone, cfg.seed)
     if meta["image_size"] % net.stride:
         raise StageError(f"segment.image_size={meta['image_size']} is not a multiple of the {cfg.layer} stride "
                          f"{net.stride}: feature cells would not line up with mask pixels")
