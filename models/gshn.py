@@ -66,6 +66,21 @@ class GSHN(nn.Module):
         self.stua = obj.STUAHead(d) if spiking else None
         self.objectives: tuple[str, ...] = ()
         self.set_objectives(objectives)
+        self.snn_frozen = False
+
+    def freeze_snn(self, frozen: bool) -> None:
+        """Phase 1: the SNN encoders stay in eval mode (tdBN statistics fixed) and get no gradient."""
+        self.snn_frozen = frozen
+        for p in self.visual.snn_parameters():
+            p.requires_grad_(not frozen)
+        self.train(self.training)
+
+    def train(self, mode: bool = True) -> "GSHN":
+        super().train(mode)
+        if self.snn_frozen:
+            for branch in self.visual.spiking_branches():
+                branch.snn.eval()
+        return self
 
     def set_objectives(self, names: tuple[str, ...]) -> None:
         unknown = set(names) - set(OBJECTIVES)
@@ -137,8 +152,9 @@ class GSHN(nn.Module):
         V_in = torch.where(hidden_nodes[..., None], self.visual_mask.to(V.dtype).expand_as(V), V)
         seq = self.transformer(masked_ids, tmask, V_in, nmask)
         L = ids.shape[1]
-        if labels is not None:
-            out["mlm"] = obj.mlm_loss(self.mlm(seq[:, :L]), labels)
+        if labels is not None:  # vocabulary logits only where a token was masked
+            picked = labels != obj.IGNORE
+            out["mlm"] = obj.mlm_loss(self.mlm(seq[:, :L][picked]), labels[picked])
         if "stl" in self.objectives:
             out["stl"] = obj.stl_loss(self.stl, seq[:, :L], tmask, stl_nodes, obj.stl_targets(spikes))
         if "mvm" in self.objectives:

@@ -133,10 +133,55 @@ class FeaturesParams(Section):
     edges: EdgeParams = EdgeParams()
 
 
+# ---- model, pretraining ----------------------------------------------------------------
+class ModelParams(Section):
+    preset: Literal["gshn", "ash", "gat_only", "snn_only", "gat_gat", "snn_snn", "fixed_r", "no_memory",
+                    "baseline", "cl"] = "gshn"
+    size: Literal["tiny", "minilm", "paper"] = "tiny"
+    T: int | None = Field(None, ge=1, le=64)           # null = the size's default
+    M: int | None = Field(None, ge=2, le=100_000)
+    ratio_value: float = Field(1.0, ge=0.0, le=10.0)   # r of the fixed_r preset
+    batch_as_time: bool = True
+    straight_through: bool = True
+    dropout: float = Field(0.1, ge=0.0, lt=1.0)
+    text_init: Literal["random", "minilm"] = "random"  # minilm needs size: minilm
+    max_text_len: int = Field(40, ge=8, le=512)
+
+
+class PhaseParams(Section):
+    epochs: int = Field(1, ge=0, le=1000)
+    lr: float = Field(1e-4, gt=0)                      # AdamW: transformer, GAT, heads
+    snn_lr: float = Field(1e-2, gt=0)                  # SGD momentum 0.9: the SNN (phase 2)
+    weight_decay: float = Field(1e-2, ge=0)
+    snn_weight_decay: float = Field(5e-4, ge=0)
+
+
+class PretrainParams(Section):
+    datasets: list[Literal["scenes", "custom"]] = ["scenes"]   # datasets with captions
+    batch_size: int = Field(32, ge=2, le=4096)
+    warmup: PhaseParams = PhaseParams(epochs=2, lr=3e-4)
+    main: PhaseParams = PhaseParams(epochs=3, lr=3e-4)
+    warmup_ratio: float = Field(0.1, ge=0.0, lt=1.0)
+    grad_clip: float | None = Field(1.0, gt=0)
+    heldout: int = Field(256, ge=2)                    # val pairs for the ITC R@1 metric
+    seed: int = 0
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    checkpoint_every_steps: int | None = Field(None, ge=1)
+
+
+class ReorderParams(Section):
+    retrieve_number: int | None = Field(None, ge=2)    # group size; null = pretrain.batch_size
+    candidates: int = Field(64, ge=2, le=4096)         # recalled by ITC (faiss) before ITM re-ranking
+    batch_size: int = Field(128, ge=1)                 # embedding / ITM scoring batch
+
+
 SECTIONS: dict[str, type[Section]] = {
     "prepare": PrepareParams,
     "segment": SegmentParams,
     "features": FeaturesParams,
+    "model": ModelParams,
+    "pretrain": PretrainParams,
+    "reorder": ReorderParams,
 }
 TOP_LEVEL = {"datasets", *SECTIONS}
 

@@ -1,0 +1,45 @@
+"""params.yaml `model` section -> a GSHN model (presets and sizes from models/presets.py)."""
+from __future__ import annotations
+
+import dataclasses
+
+from models.gshn import GSHN, TextSpec
+from models.hybrid import VisualConfig
+from models.presets import PRESETS, SIZES
+from models.text import TransformerConfig, build_tokenizer, load_minilm
+from stages.cli import StageError
+from stages.params import ModelParams
+
+
+def text_spec(max_len: int) -> TextSpec:
+    tok = build_tokenizer()
+    return TextSpec(vocab_size=len(tok), mask_id=tok.mask_token_id, max_len=max_len,
+                    special_ids=tuple(tok.all_special_ids))
+
+
+def visual_config(cfg: ModelParams, feat_dim: int, K: int) -> VisualConfig:
+    size, preset = SIZES[cfg.size], PRESETS[cfg.preset]
+    base = VisualConfig(feat_dim=feat_dim, d=size["d"], K=K, M=cfg.M or size["M"], T=cfg.T or size["T"],
+                        snn_hidden=tuple(size["snn_hidden"]), gat_heads=size["gat_heads"], dropout=cfg.dropout,
+                        batch_as_time=cfg.batch_as_time, straight_through=cfg.straight_through,
+                        ratio_value=cfg.ratio_value)
+    return dataclasses.replace(base, **preset.visual)
+
+
+def build_model(cfg: ModelParams, feat_dim: int, K: int, phase: int) -> GSHN:
+    """The model for pretraining phase 1 or 2 (objectives from the preset)."""
+    spec = text_spec(cfg.max_text_len)
+    size = SIZES[cfg.size]
+    tcfg = TransformerConfig.preset(size["transformer"], vocab_size=spec.vocab_size, max_text_len=cfg.max_text_len,
+                                    max_visual_tokens=K, dropout=cfg.dropout)
+    preset = PRESETS[cfg.preset]
+    try:
+        model = GSHN(visual_config(cfg, feat_dim, K), tcfg, spec, preset.phase1 if phase == 1 else preset.phase2)
+    except ValueError as e:
+        raise StageError(f"model.preset={cfg.preset}: {e}") from None
+    if cfg.text_init == "minilm":
+        try:
+            load_minilm(model.transformer)
+        except ValueError as e:
+            raise StageError(f"model.text_init=minilm: {e} (use model.size: minilm)") from None
+    return model

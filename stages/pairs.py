@@ -1,0 +1,126 @@
+"""Image-text samples for pretraining: captions joined to node shards, collated into model batches.
+
+A sample is one image with its captions; each epoch pairs it with one of them, chosen by
+(seed, epoch, sample), so an epoch costs one pass over the images and the captions rotate.
+Captions whose image has no features (rejected upstream) are counted, never silently
+dropped: `Samples.missing`.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from models.gshn import PretrainBatch
+from models.nodes import collate_nodes
+from models.text import build_tokenizer, tokenize
+from stages import layout
+from stages.cli import StageError
+from storage.shards import ShardReader, npy_load
+from storage.tables import read_table, table_path
+
+Spec = list[tuple[int, int]]   # a batch: (sample index, caption index) pairs
+
+
+@dataclass
+class Samples:
+    image_ids: list[str] = field(default_factory=list)
+    datasets: list[str] = field(default_factory=list)
+    captions: list[list[str]] = field(default_factory=list)
+    missing: int = 0            # captions whose image has no node features
+
+    def __len__(self) -> int:
+        return len(self.image_ids)
+
+    def subset(self, idx: list[int]) -> "Samples":
+        return Samples([self.image_ids[i] for i in idx], [self.datasets[i] for i in idx],
+                       [self.captions[i] for i in idx])
+
+
+def load_samples(datasets: list[str], split: str) -> Samples:
+    """Images of `split` that have node features, with their captions, across datasets."""
+    out = Samples()
+    for ds in datasets:
+        with ShardReader(layout.features(ds)) as shards:
+            have = set(shards.ids)
+        by_image: dict[str, list[str]] = {}
+        for r in read_table(table_path(layout.prepared(ds), "captions"), "captions").to_pylist():
+            if r["split"] != split:
+                continue
+            if r["image_id"] not in have:
+                out.missing += 1
+                continue
+            by_image.setdefault(r["image_id"], []).append(r["text"])
+        for image_id, caps in by_image.items():
+            out.image_ids.append(image_id), out.datasets.append(ds), out.captions.append(caps)
+    if not out.image_ids:
+        raise StageError(f"no {split} image-text pairs in {datasets}: do these datasets have captions and features?")
+    return out
+
+
+def feature_meta(datasets: list[str]) -> tuple[int, int]:
+    """(channels C, node slots K) of the node features; all datasets must agree."""
+    metas = []
+    for ds in datasets:
+        path = layout.features(ds) / "meta.json"
+        if not path.is_file():
+            raise StageError(f"{path} not found: run `dvc repro features@{ds}` first")
+        metas.append(json.loads(path.read_text()))
+    shapes = {(m["channels"], m["max_nodes"]) for m in metas}
+    if len(shapes) != 1:
+        raise StageError(f"datasets {datasets} have node features of different shapes (C, K) {sorted(shapes)}")
+    return shapes.pop()
+
+
+def caption_choice(samples: Samples, seed: int, epoch: int, idx: list[int]) -> Spec:
+    """Pair each sample with one of its captions, fixed by (seed, epoch)."""
+    rng = np.random.default_rng([seed, epoch])
+    pick = rng.integers(0, 1 << 30, len(samples))
+    return [(i, int(pick[i] % len(samples.captions[i]))) for i in idx]
+
+
+def random_plan(samples: Samples, batch_size: int, seed: int, epoch: int) -> list[Spec]:
+    """Phase 1: a seeded shuffle per epoch cut into batches; a last batch of one joins the previous."""
+    order = np.random.default_rng([seed, epoch, 1]).permutation(len(samples)).tolist()
+    batches = [order[i: i + batch_size] for i in range(0, len(order), batch_size)]
+    if len(batches) > 1 and len(batches[-1]) < 2:
+        batches[-2] += batches.pop()
+    return [caption_choice(samples, seed, epoch, b) for b in batches]
+
+
+def grouped_plan(samples: Samples, groups: list[list[int]], seed: int, epoch: int) -> list[Spec]:
+    """Phase 2: the reordered groups, visited in a seeded order per epoch (members stay together)."""
+    order = np.random.default_rng([seed, epoch, 2]).permutation(len(groups)).tolist()
+    return [caption_choice(samples, seed, epoch, groups[g]) for g in order]
+
+
+class PairCollator:
+    """A batch spec -> PretrainBatch (node shards read by image id, captions tokenised)."""
+
+    def __init__(self, samples: Samples, K: int, max_text_len: int) -> None:
+        self.samples, self.K, self.max_len = samples, K, max_text_len
+        self.tokenizer = build_tokenizer()
+        self._readers: dict[str, ShardReader] = {}
+
+    def _reader(self, ds: str) -> ShardReader:
+        if ds not in self._readers:
+            self._readers[ds] = ShardReader(layout.features(ds))
+        return self._readers[ds]
+
+    def nodes(self, idx: list[int]) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        out = []
+        for i in idx:
+            s = self._reader(self.samples.datasets[i]).get(self.samples.image_ids[i])
+            out.append((npy_load(s["nodes.npy"]), npy_load(s["geom.npy"]), npy_load(s["edges.npy"])))
+        return out
+
+    def __call__(self, spec: Spec) -> PretrainBatch:
+        texts = [self.samples.captions[i][j] for i, j in spec]
+        ids, mask = tokenize(self.tokenizer, texts, self.max_len)
+        return PretrainBatch(collate_nodes(self.nodes([i for i, _ in spec]), self.K), ids, mask)
+
+    def close(self) -> None:
+        for r in self._readers.values():
+            r.close()
+        self._readers.clear()
