@@ -46,6 +46,11 @@ class PretrainBatch:
         return PretrainBatch(self.nodes.to(device), self.text_ids.to(device), self.text_mask.to(device))
 
 
+def _masked_mean(x: Tensor, mask: Tensor) -> Tensor:
+    m = mask[..., None].to(x.dtype)
+    return (x * m).sum(1) / m.sum(1).clamp_min(1.0)
+
+
 class GSHN(nn.Module):
     def __init__(self, visual: VisualConfig, transformer: TransformerConfig, text: TextSpec,
                  objectives: tuple[str, ...]) -> None:
@@ -92,9 +97,15 @@ class GSHN(nn.Module):
 
     # ---- pieces shared with retrieval / downstream use ----
     def unimodal(self, tokens: Tensor, node_mask: Tensor, text_ids: Tensor, text_mask: Tensor) -> tuple[Tensor, Tensor]:
-        """[IMG] of the image-only pass and [CLS] of the text-only pass."""
-        img = self.transformer.encode_image(tokens, node_mask)[:, 0]
-        txt = self.transformer.encode_text(text_ids, text_mask)[:, 0]
+        """Unimodal embeddings: masked means of the image-only ([IMG] + nodes) and text-only passes.
+
+        Mean pooling rather than the [CLS]/[IMG] output: trained from scratch, a [CLS] token starts
+        almost identical for every input (cosine ~0.9998 at init) and contrastive learning stalls
+        at log B; ALBEF can use [CLS] because it starts from pretrained encoders.
+        """
+        img_mask = torch.cat([torch.ones_like(node_mask[:, :1]), node_mask], 1)
+        img = _masked_mean(self.transformer.encode_image(tokens, node_mask), img_mask)
+        txt = _masked_mean(self.transformer.encode_text(text_ids, text_mask), text_mask)
         return img, txt
 
     def itm_logits(self, text_ids: Tensor, text_mask: Tensor, tokens: Tensor, node_mask: Tensor) -> Tensor:

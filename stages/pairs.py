@@ -85,7 +85,8 @@ def random_plan(samples: Samples, batch_size: int, seed: int, epoch: int) -> lis
     order = np.random.default_rng([seed, epoch, 1]).permutation(len(samples)).tolist()
     batches = [order[i: i + batch_size] for i in range(0, len(order), batch_size)]
     if len(batches) > 1 and len(batches[-1]) < 2:
-        batches[-2] += batches.pop()
+        last = batches.pop()  # pop first: `batches[-2] += batches.pop()` would pick its target before the pop
+        batches[-1] += last
     return [caption_choice(samples, seed, epoch, b) for b in batches]
 
 

@@ -1,0 +1,169 @@
+"""Stages `pretrain_warmup` (phase 1) and `pretrain` (phase 2) of GSHN Algorithm 1 / ASH-Nets.
+
+phase 1 (`python -m stages.pretrain --phase warmup`): SNN frozen, random batches, the preset's
+  phase-1 objectives (ITM + MLM + CL; ASH-Nets adds MVM).
+phase 2 (`python -m stages.pretrain --phase main`): starts from the warm weights, SNN unfrozen
+  (SGD, momentum 0.9), batches = the ITM-reordered groups of `reorder`, + STL (GSHN) / STUA (ASH).
+Outputs under data/checkpoints/<stage>/: model.pt, checkpoint/ (exact resume), metrics.json and
+plots/losses.tsv (stages.trainer), and eval.json: held-out ITC Recall@1, ITM accuracy, SNN firing
+rates and the energy estimate of the spiking encoder beside its ANN twin.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from models.energy import E_MAC, snn_energy
+from models.gshn import GSHN
+from stages import layout, params, trainer
+from stages.cli import EXPECTED, StageError, progress_enabled, setup_logging
+from stages.metrics import recall_at_k
+from stages.modelcfg import build_model
+from stages.pairs import PairCollator, Samples, feature_meta, grouped_plan, load_samples, random_plan
+from stages.reorder import read_groups
+from storage.atomic import write_json
+
+log = logging.getLogger("stages.pretrain")
+STAGES = {"warmup": "pretrain_warmup", "main": "pretrain"}
+
+
+def out_dir(phase: str) -> Path:
+    return layout.DATA / "checkpoints" / STAGES[phase]
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else "missing"
+
+
+def optim_groups(model: GSHN, cfg: params.PhaseParams, phase: int) -> list[trainer.OptimGroup]:
+    """AdamW for the transformer, GAT and heads; SGD momentum 0.9 for the SNN (frozen in phase 1)."""
+    groups = model.parameter_groups()
+    out = [trainer.OptimGroup("main", groups["main"], "adamw", cfg.lr, cfg.weight_decay)]
+    if groups["snn"]:
+        out.append(trainer.OptimGroup("snn", groups["snn"], "sgd", cfg.snn_lr, cfg.snn_weight_decay,
+                                      momentum=0.9, frozen=phase == 1))
+    return out
+
+
+@torch.inference_mode()
+def evaluate(model: GSHN, collate: PairCollator, samples: Samples, batch_size: int) -> dict[str, Any]:
+    """Held-out pairs (caption 0 of each image): ITC R@1 both ways, ITM accuracy, firing rates, energy."""
+    model.eval()
+    img, txt, itm_correct, counts = [], [], 0, []
+    for start in range(0, len(samples), batch_size):
+        spec = [(i, 0) for i in range(start, min(start + batch_size, len(samples)))]
+        b = collate(spec)
+        vis = model.visual(b.nodes)
+        i_cls, t_cls = model.unimodal(vis.tokens, b.nodes.node_mask, b.text_ids, b.text_mask)
+        i_emb, t_emb = model.itc.embed(i_cls, t_cls)
+        img.append(i_emb), txt.append(t_emb)
+        for branch in model.visual.spiking_branches():
+            counts.append(branch.snn.layer_counts())
+        if len(spec) > 1:  # positives vs the next sample's caption as a negative
+            shift = torch.roll(torch.arange(len(spec)), 1)
+            pos = model.itm_logits(b.text_ids, b.text_mask, vis.tokens, b.nodes.node_mask).argmax(1)
+            neg = model.itm_logits(b.text_ids[shift], b.text_mask[shift], vis.tokens, b.nodes.node_mask).argmax(1)
+            itm_correct += int((pos == 1).sum() + (neg == 0).sum())
+    sim = (torch.cat(img) @ torch.cat(txt).T).numpy()
+    n = len(samples)
+    gt = [{i} for i in range(n)]
+    out: dict[str, Any] = {
+        "heldout_pairs": n,
+        "itc_r1_i2t": recall_at_k(sim, gt, (1,))[1],
+        "itc_r1_t2i": recall_at_k(sim.T, gt, (1,))[1],
+        "itc_r1_chance": 1.0 / n,
+        "itm_acc": itm_correct / (2 * n),
+    }
+    if counts:
+        out |= energy_report(model, counts, n)
+    return out
+
+
+def energy_report(model: GSHN, counts: list[list[Any]], n_images: int) -> dict[str, float]:
+    """Spiking encoder energy (0.9 pJ/AC x SOPs) beside its ANN twin (4.6 pJ/MAC), per image."""
+    per_batch = [snn_energy(c) for c in counts]
+    keys = per_batch[0].keys()
+    energy = {f"energy/{k}": float(np.mean([e[k] for e in per_batch])) for k in keys}
+    snn_ids = {id(m) for b in model.visual.spiking_branches() for m in b.snn.modules()}
+    dense = sum(m.in_features * m.out_features for m in model.modules()
+                if isinstance(m, nn.Linear) and id(m) not in snn_ids)
+    tokens = model.visual.cfg.K + model.text.max_len
+    energy["energy/rest_of_model_pj_upper_bound"] = E_MAC * dense * tokens
+    energy["images"] = n_images
+    return energy
+
+
+def run(phase: str) -> dict[str, Any]:
+    mcfg: params.ModelParams = params.load("model")
+    pcfg: params.PretrainParams = params.load("pretrain")
+    ph = pcfg.warmup if phase == "warmup" else pcfg.main
+    n_phase = 1 if phase == "warmup" else 2
+    C, K = feature_meta(pcfg.datasets)
+    train = load_samples(pcfg.datasets, "train")
+    heldout = load_samples(pcfg.datasets, "val")
+    heldout = heldout.subset(list(range(min(pcfg.heldout, len(heldout)))))
+    torch.manual_seed(pcfg.seed)
+    model = build_model(mcfg, C, K, n_phase)
+    inputs = [layout.features(ds) / "index.parquet" for ds in pcfg.datasets]
+    if n_phase == 2:
+        warm = out_dir("warmup") / trainer.WEIGHTS
+        if not warm.is_file():
+            raise StageError(f"{warm} not found: run `dvc repro pretrain_warmup` first")
+        try:
+            model.load_state_dict(trainer.load_weights(warm))
+        except RuntimeError as e:
+            raise StageError(f"{warm} does not fit model preset {mcfg.preset}/{mcfg.size}: {e}") from None
+        batches = layout.DATA / "reorder" / "batches.parquet"
+        groups = read_groups(batches, train)
+        inputs += [warm, batches]
+
+        def plan(epoch: int) -> list:
+            return grouped_plan(train, groups, pcfg.seed, epoch)
+    else:
+        def plan(epoch: int) -> list:
+            return random_plan(train, pcfg.batch_size, pcfg.seed, epoch)
+    model.freeze_snn(n_phase == 1)
+    collate = PairCollator(train, K, mcfg.max_text_len)
+    cfg = trainer.TrainConfig(epochs=ph.epochs, warmup_ratio=pcfg.warmup_ratio, grad_clip=pcfg.grad_clip,
+                              seed=pcfg.seed, device=pcfg.device, checkpoint_every_steps=pcfg.checkpoint_every_steps,
+                              find_unused_parameters=True)
+    fp = hashlib.sha256(repr((mcfg.model_dump(), pcfg.model_dump(), phase,
+                              [_digest(p) for p in inputs])).encode()).hexdigest()
+    out = out_dir(phase)
+    log.info("%s: preset %s/%s, %d train images (%d captions without features), objectives %s, %d epochs",
+             STAGES[phase], mcfg.preset, mcfg.size, len(train), train.missing, ",".join(model.objectives), ph.epochs)
+    metrics = trainer.fit(model, optim_groups(model, ph, n_phase), plan, collate, cfg, out,
+                          progress=progress_enabled(), fingerprint=fp)
+    if int(os.environ.get("RANK", "0")) == 0:  # after torchrun, only rank 0 evaluates
+        model.cpu()
+        report = evaluate(model, PairCollator(heldout, K, mcfg.max_text_len), heldout, pcfg.batch_size)
+        write_json(out / "eval.json", report)
+        log.info("%s: held-out ITC R@1 i2t %.3f t2i %.3f (chance %.3f), ITM acc %.3f", STAGES[phase],
+                 report["itc_r1_i2t"], report["itc_r1_t2i"], report["itc_r1_chance"], report["itm_acc"])
+        metrics |= report
+    return metrics
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m stages.pretrain")
+    parser.add_argument("--phase", choices=tuple(STAGES), required=True)
+    args = parser.parse_args(argv)
+    setup_logging()
+    try:
+        run(args.phase)
+    except (*EXPECTED, trainer.TrainError, trainer.CheckpointError) as e:
+        log.error("%s failed: %s", STAGES[args.phase], e)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,108 @@
+"""pretrain_warmup -> reorder -> pretrain on a tiny workspace: phases, SNN freezing, outputs, resume."""
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from stages import features, prepare, pretrain, reorder, segment
+from stages.trainer import load_weights
+from tests.conftest import REPO
+
+TINY = {"prepare": {"scenes": {"splits": {"train": 16, "val": 6, "test": 2}}},
+        "pretrain": {"batch_size": 4, "heldout": 6, "warmup": {"epochs": 1}, "main": {"epochs": 2}},
+        "reorder": {"candidates": 6, "batch_size": 8},
+        "model": {"T": 2, "M": 32}}
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
+def _features(workspace, overrides=None):
+    workspace(TINY | (overrides or {}))
+    prepare.run("scenes"), segment.run("scenes"), features.run("scenes")
+
+
+def _step(state_json) -> int:
+    """Steps done by the latest checkpoint (0 while none; the folder may be mid-swap)."""
+    try:
+        return json.loads(state_json.read_text())["state"]["step"]
+    except (FileNotFoundError, json.JSONDecodeError):
+        return 0
+
+
+def _snn(state: dict) -> dict:
+    return {k: v for k, v in state.items() if ".snn." in k}
+
+
+@pytest.mark.slow
+def test_two_phases(workspace, tmp_path):
+    _features(workspace)
+    torch.manual_seed(0)
+    warm = pretrain.run("warmup")
+    out1 = tmp_path / "data/checkpoints/pretrain_warmup"
+    assert {"itc", "itm", "mlm", "itc_r1_i2t", "itm_acc"} <= set(warm) and "stl" not in warm
+    assert json.loads((out1 / "eval.json").read_text())["heldout_pairs"] == 6
+    assert (out1 / "plots/losses.tsv").read_text().startswith("step\t")
+
+    # phase 1 leaves the SNN exactly as initialised (frozen weights and tdBN statistics)
+    from stages import modelcfg, params
+    from stages.pairs import feature_meta
+    torch.manual_seed(0)
+    init = modelcfg.build_model(params.load("model"), *feature_meta(["scenes"]), 1).state_dict()
+    w1 = load_weights(out1 / "model.pt")
+    assert _snn(w1) and all(torch.equal(w1[k], init[k]) for k in _snn(w1))
+    assert any(not torch.equal(w1[k], init[k]) for k in w1 if k.startswith("itm."))  # the rest trains
+
+    reorder.run()
+    main = pretrain.run("main")
+    assert {"stl", "itc", "itm", "mlm", "energy/snn_pj", "energy/ann_pj"} <= set(main)
+    w2 = load_weights(tmp_path / "data/checkpoints/pretrain/model.pt")
+    assert any(not torch.equal(w2[k], w1[k]) for k in _snn(w1))  # phase 2 trains the SNN
+
+
+def test_phase2_needs_warmup(workspace):
+    _features(workspace)
+    with pytest.raises(Exception, match="run `dvc repro pretrain_warmup` first"):
+        pretrain.run("main")
+
+
+def test_ash_preset_trains(workspace, tmp_path):
+    _features(workspace, {"model": {"preset": "ash", "T": 2, "M": 32}, "pretrain": {"batch_size": 4, "heldout": 6,
+                          "warmup": {"epochs": 1}, "main": {"epochs": 1}}})
+    warm = pretrain.run("warmup")
+    assert "mvm" in warm and "stl" not in warm
+
+
+@pytest.mark.slow
+def test_killed_pretrain_resumes_to_identical_weights(workspace, tmp_path):
+    _features(workspace, {"pretrain": {"batch_size": 4, "heldout": 6, "warmup": {"epochs": 3},
+                                       "checkpoint_every_steps": 1}})
+    env = os.environ | {"PYTHONPATH": str(REPO), "PROGRESS": "0", "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "stages.pretrain", "--phase", "warmup"]
+    state = tmp_path / "data/checkpoints/pretrain_warmup/checkpoint/state.json"
+    proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    while _step(state) < 5:
+        assert proc.poll() is None, proc.stdout.read()
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    resumed = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resum" in resumed.stdout + resumed.stderr
+    w_resumed = load_weights(tmp_path / "data/checkpoints/pretrain_warmup/model.pt")
+
+    shutil.rmtree(tmp_path / "data/checkpoints/pretrain_warmup")
+    clean = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert clean.returncode == 0, clean.stderr
+    w_clean = load_weights(tmp_path / "data/checkpoints/pretrain_warmup/model.pt")
+    assert w_resumed.keys() == w_clean.keys()
+    assert all(torch.equal(w_resumed[k], w_clean[k]) for k in w_clean)
