@@ -12,12 +12,16 @@ a reset state.
 """
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
-from spikingjelly.activation_based import functional, layer, neuron, surrogate
 from torch import Tensor, nn
+
+with warnings.catch_warnings():  # spikingjelly 2.0 calls the deprecated torch.jit.script at import time
+    warnings.simplefilter("ignore", FutureWarning)
+    from spikingjelly.activation_based import functional, layer, neuron, surrogate
 
 
 def encode_spikes(features: Tensor, T: int, straight_through: bool,

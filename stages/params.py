@@ -160,7 +160,7 @@ class PretrainParams(Section):
     datasets: list[Literal["scenes", "custom"]] = ["scenes"]   # datasets with captions
     batch_size: int = Field(32, ge=2, le=4096)
     warmup: PhaseParams = PhaseParams(epochs=2, lr=3e-4)
-    main: PhaseParams = PhaseParams(epochs=3, lr=3e-4)
+    main: PhaseParams = PhaseParams(epochs=2, lr=3e-4)
     warmup_ratio: float = Field(0.1, ge=0.0, lt=1.0)
     grad_clip: float | None = Field(1.0, gt=0)
     heldout: int = Field(256, ge=2)                    # val pairs for the ITC R@1 metric
@@ -171,7 +171,7 @@ class PretrainParams(Section):
 
 class ReorderParams(Section):
     retrieve_number: int | None = Field(None, ge=2)    # group size; null = pretrain.batch_size
-    candidates: int = Field(64, ge=2, le=4096)         # recalled by ITC (faiss) before ITM re-ranking
+    candidates: int = Field(16, ge=2, le=4096)         # recalled by ITC (faiss) before ITM re-ranking
     batch_size: int = Field(128, ge=1)                 # embedding / ITM scoring batch
 
 

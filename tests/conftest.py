@@ -44,6 +44,16 @@ def _isolated_tmp(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.
 
 
 @pytest.fixture
+def one_thread():
+    """Tiny tensors: intra-op thread hand-offs cost more than the math (~10x on a busy 2-core machine)."""
+    import torch
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture
 def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     """chdir into an empty folder; returns a function that writes params.yaml (TINY_PARAMS + overrides)."""
     monkeypatch.chdir(tmp_path)

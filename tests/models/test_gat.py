@@ -63,15 +63,6 @@ def test_bad_heads() -> None:
         GATEncoder(10, heads=4)
 
 
-@pytest.fixture
-def one_thread():
-    """Tiny ops: with other work on the cores, intra-op thread hand-offs cost ~10x the math."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def test_overfits_node_target(one_thread: None) -> None:
     torch.manual_seed(0)
     mask = torch.ones(1, 8, dtype=torch.bool)

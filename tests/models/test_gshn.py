@@ -12,12 +12,7 @@ B, K, C, L = 4, 6, 16, 7
 TEXT = TextSpec(vocab_size=50, mask_id=3, special_ids=(0, 1, 2, 3), max_len=L)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _nodes(seed=0, b=B):

@@ -19,13 +19,7 @@ from models.objectives import (
 D, K, M, L, V = 32, 6, 10, 8, 50
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: intra-op threads only add overhead, and stall on a busy machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def gen(seed: int = 0) -> torch.Generator:

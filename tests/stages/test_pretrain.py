@@ -19,12 +19,7 @@ TINY = {"prepare": {"scenes": {"splits": {"train": 16, "val": 6, "test": 2}}},
         "model": {"T": 2, "M": 32}}
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _features(workspace, overrides=None):
