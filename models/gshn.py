@@ -71,21 +71,13 @@ class GSHN(nn.Module):
         self.stua = obj.STUAHead(d) if spiking else None
         self.objectives: tuple[str, ...] = ()
         self.set_objectives(objectives)
-        self.snn_frozen = False
 
     def freeze_snn(self, frozen: bool) -> None:
-        """Phase 1: the SNN encoders stay in eval mode (tdBN statistics fixed) and get no gradient."""
-        self.snn_frozen = frozen
+        """Phase 1: the SNN's weights get no gradient. Its tdBN still normalises with batch
+        statistics, so the fixed SNN emits real spike patterns (MVM targets, memory selection);
+        kept in eval mode with its initial statistics it would be nearly silent."""
         for p in self.visual.snn_parameters():
             p.requires_grad_(not frozen)
-        self.train(self.training)
-
-    def train(self, mode: bool = True) -> "GSHN":
-        super().train(mode)
-        if self.snn_frozen:
-            for branch in self.visual.spiking_branches():
-                branch.snn.eval()
-        return self
 
     def set_objectives(self, names: tuple[str, ...]) -> None:
         unknown = set(names) - set(OBJECTIVES)

@@ -36,7 +36,8 @@ def _step(state_json) -> int:
 
 
 def _snn(state: dict) -> dict:
-    return {k: v for k, v in state.items() if ".snn." in k}
+    """SNN parameters (weights, tdBN affine), not buffers such as running statistics."""
+    return {k: v for k, v in state.items() if ".snn." in k and not k.rsplit(".", 1)[-1].startswith(("running_", "num_"))}
 
 
 @pytest.mark.slow
@@ -49,7 +50,7 @@ def test_two_phases(workspace, tmp_path):
     assert json.loads((out1 / "eval.json").read_text())["heldout_pairs"] == 6
     assert (out1 / "plots/losses.tsv").read_text().startswith("step\t")
 
-    # phase 1 leaves the SNN exactly as initialised (frozen weights and tdBN statistics)
+    # phase 1 leaves the SNN's parameters exactly as initialised (tdBN running statistics may adapt)
     from stages import modelcfg, params
     from stages.pairs import feature_meta
     torch.manual_seed(0)
@@ -75,7 +76,7 @@ def test_ash_preset_trains(workspace, tmp_path):
     _features(workspace, {"model": {"preset": "ash", "T": 2, "M": 32}, "pretrain": {"batch_size": 4, "heldout": 6,
                           "warmup": {"epochs": 1}, "main": {"epochs": 1}}})
     warm = pretrain.run("warmup")
-    assert "mvm" in warm and "stl" not in warm
+    assert "stl" not in warm and warm["mvm"] > 0  # the frozen SNN still fires, so MVM has targets
 
 
 @pytest.mark.slow
