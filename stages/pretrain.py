@@ -44,6 +44,14 @@ def _digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else "missing"
 
 
+def code_digest() -> str:
+    """The code that defines the training: a change must never resume an old checkpoint."""
+    here = Path(__file__).resolve().parent
+    files = sorted((here.parent / "models").glob("*.py")) + [here / f for f in
+                                                              ("pretrain.py", "trainer.py", "pairs.py", "modelcfg.py")]
+    return hashlib.sha256("".join(_digest(f) for f in files).encode()).hexdigest()
+
+
 def optim_groups(model: GSHN, cfg: params.PhaseParams, phase: int) -> list[trainer.OptimGroup]:
     """AdamW for the transformer, GAT and heads; SGD momentum 0.9 for the SNN (frozen in phase 1)."""
     groups = model.parameter_groups()
@@ -136,7 +144,7 @@ def run(phase: str) -> dict[str, Any]:
     cfg = trainer.TrainConfig(epochs=ph.epochs, warmup_ratio=pcfg.warmup_ratio, grad_clip=pcfg.grad_clip,
                               seed=pcfg.seed, device=pcfg.device, checkpoint_every_steps=pcfg.checkpoint_every_steps,
                               find_unused_parameters=True)
-    fp = hashlib.sha256(repr((mcfg.model_dump(), pcfg.model_dump(), phase,
+    fp = hashlib.sha256(repr((mcfg.model_dump(), pcfg.model_dump(), phase, code_digest(),
                               [_digest(p) for p in inputs])).encode()).hexdigest()
     out = out_dir(phase)
     log.info("%s: preset %s/%s, %d train images (%d captions without features), objectives %s, %d epochs",

@@ -1,5 +1,6 @@
 """pretrain_warmup -> reorder -> pretrain on a tiny workspace: phases, SNN freezing, outputs, resume."""
 import json
+import logging
 import os
 import shutil
 import signal
@@ -102,3 +103,12 @@ def test_killed_pretrain_resumes_to_identical_weights(workspace, tmp_path):
     w_clean = load_weights(tmp_path / "data/checkpoints/pretrain_warmup/model.pt")
     assert w_resumed.keys() == w_clean.keys()
     assert all(torch.equal(w_resumed[k], w_clean[k]) for k in w_clean)
+
+
+def test_code_change_never_resumes_an_old_checkpoint(workspace, monkeypatch, caplog):
+    _features(workspace)
+    pretrain.run("warmup")
+    monkeypatch.setattr(pretrain, "code_digest", lambda: "other code")
+    caplog.set_level(logging.INFO, logger="stages.trainer")
+    pretrain.run("warmup")
+    assert "starting fresh" in caplog.text
