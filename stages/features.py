@@ -155,17 +155,12 @@ def run(dataset: str) -> dict[str, Any]:
     workers = 1 if device.type == "cuda" else cfg.workers
     rejects, stats = sharded.run(jobs, features_shard, out, fp, workers=workers, source=source,
                                  desc=f"features {dataset}", progress=progress_enabled())
-    rejects.write(out / "rejects.parquet")
     write_json(out / "meta.json", {"backbone": cfg.backbone, "layer": cfg.layer, "channels": net.channels,
                                    "max_nodes": cfg.max_nodes, "geom_fields": list(graph.GEOM_FIELDS),
                                    "random_init": cfg.weights is None, "image_size": meta["image_size"]})
-    counts = {"given": len(items), "accepted": stats.get("images", 0), "rejected": len(rejects),
-              "nodes": stats.get("nodes", 0), "not_segmented": skipped}
-    if counts["given"] != counts["accepted"] + counts["rejected"]:
-        raise AssertionError(f"features counts do not reconcile: {counts}")
-    write_json(out / "counts.json", counts)
+    counts = sharded.write_counts(out, len(items), rejects, stats, not_segmented=skipped)
     log.info("%s: read %d, wrote %d (%.1f nodes/image), rejected %d (%s); %d images not segmented upstream",
-             dataset, counts["given"], counts["accepted"], counts["nodes"] / max(counts["accepted"], 1),
+             dataset, counts["given"], counts["accepted"], counts.get("nodes", 0) / max(counts["accepted"], 1),
              counts["rejected"], rejects.summary(), skipped)
     return counts
 

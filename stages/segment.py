@@ -157,16 +157,11 @@ def run(dataset: str) -> dict[str, Any]:
              cfg.image_size, cfg.image_size, len(jobs))
     rejects, stats = sharded.run(jobs, segment_shard, out, fp, workers=cfg.workers, source=source,
                                  desc=f"segment {dataset}", progress=progress_enabled())
-    rejects.write(out / "rejects.parquet")
     pooling = "box" if cfg.backend == "box" else "mask"
     write_json(out / "meta.json", {"backend": cfg.backend, "image_size": cfg.image_size, "pooling": pooling})
-    counts = {"given": len(items), "accepted": stats.get("images", 0), "rejected": len(rejects),
-              "segments": stats.get("segments", 0)}
-    if counts["given"] != counts["accepted"] + counts["rejected"]:
-        raise AssertionError(f"segment counts do not reconcile: {counts}")
-    write_json(out / "counts.json", counts)
+    counts = sharded.write_counts(out, len(items), rejects, stats)
     log.info("%s: read %d, wrote %d (%.1f segments/image), rejected %d (%s)", dataset, counts["given"],
-             counts["accepted"], counts["segments"] / max(counts["accepted"], 1), counts["rejected"], rejects.summary())
+             counts["accepted"], counts.get("segments", 0) / max(counts["accepted"], 1), counts["rejected"], rejects.summary())
     return counts
 
 

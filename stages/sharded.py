@@ -126,3 +126,14 @@ def run(jobs: list[ShardJob], worker: Worker, out: Path, fp: str, *, workers: in
             stats[k] = stats.get(k, 0) + v
     write_index(out, index_rows)
     return rejects, stats
+
+
+def write_counts(out: Path, given: int, rejects: Rejects, stats: dict[str, int], **extra: int) -> dict[str, int]:
+    """Write rejects.parquet and counts.json; given must equal accepted (stats["images"]) + rejected."""
+    counts = {"given": given, "accepted": stats.get("images", 0), "rejected": len(rejects)}
+    counts |= {k: v for k, v in stats.items() if k != "images"} | extra
+    if counts["given"] != counts["accepted"] + counts["rejected"]:
+        raise AssertionError(f"{rejects.source}: counts do not reconcile: {counts}")
+    rejects.write(out / "rejects.parquet")
+    write_json(out / "counts.json", counts)
+    return counts
