@@ -1,0 +1,24 @@
+import numpy as np
+import pytest
+
+from stages.metrics import recall_at_k
+
+
+def test_recall_hand_worked():
+    # 3 queries x 4 candidates; query 0's match ranks 1st, query 1's 3rd, query 2's last (4th)
+    sim = np.array([[0.9, 0.1, 0.2, 0.3],
+                    [0.5, 0.1, 0.4, 0.8],
+                    [0.7, 0.6, 0.1, 0.2]])
+    gt = [{0}, {2}, {2}]
+    assert recall_at_k(sim, gt, (1, 2, 3, 4)) == {1: 1 / 3, 2: 1 / 3, 3: 2 / 3, 4: 1.0}
+
+
+def test_any_of_several_true_matches_counts():
+    sim = np.array([[0.1, 0.9, 0.8]])
+    assert recall_at_k(sim, [{2, 0}], (1, 2)) == {1: 0.0, 2: 1.0}
+
+
+def test_ties_are_stable_and_shape_checked():
+    assert recall_at_k(np.zeros((1, 3)), [{0}], (1,)) == {1: 1.0}  # stable order: the first of equals wins
+    with pytest.raises(ValueError, match="2 queries but 1"):
+        recall_at_k(np.zeros((2, 3)), [{0}])
