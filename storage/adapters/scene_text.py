@@ -182,28 +182,27 @@ def _q_count(scene: Scene, rng: np.random.Generator) -> QA:
     return question, str(n), "number", [str(m) for m in (n - 1, n + 1) if m >= 0]
 
 
-def _q_color(scene: Scene, rng: np.random.Generator) -> QA | None:
-    named = [(t, r) for t in scene.things if (r := scene.ref(t, (("shape",), ("size", "shape"))))]
+def _q_attribute(scene: Scene, rng: np.random.Generator, attr: str, refs: tuple[tuple[str, ...], ...],
+                 template: str, values: Sequence[str]) -> QA | None:
+    """'what <attr> is the <ref>?' about a thing that `refs` names uniquely; wrong answers from `values`."""
+    named = [(t, r) for t in scene.things if (r := scene.ref(t, refs))]
     if not named:
         return None
     t, ref = _choice(rng, named)
-    return f"what color is the {ref}?", t.color, "other", [c for c in COLORS if c != t.color]
+    answer = getattr(t, attr)
+    return template.format(ref=ref), answer, "other", [v for v in values if v != answer]
+
+
+def _q_color(scene: Scene, rng: np.random.Generator) -> QA | None:
+    return _q_attribute(scene, rng, "color", (("shape",), ("size", "shape")), "what color is the {ref}?", list(COLORS))
 
 
 def _q_shape(scene: Scene, rng: np.random.Generator) -> QA | None:
-    named = [(t, r) for t in scene.things if (r := scene.ref(t, (("color",), ("size", "color"))))]
-    if not named:
-        return None
-    t, ref = _choice(rng, named)
-    return f"what shape is the {ref} object?", t.shape, "other", [s for s in SHAPES if s != t.shape]
+    return _q_attribute(scene, rng, "shape", (("color",), ("size", "color")), "what shape is the {ref} object?", SHAPES)
 
 
 def _q_size(scene: Scene, rng: np.random.Generator) -> QA | None:
-    named = [(t, r) for t in scene.things if (r := scene.ref(t, (("shape",), ("color", "shape"))))]
-    if not named:
-        return None
-    t, ref = _choice(rng, named)
-    return f"what size is the {ref}?", t.size, "other", [s for s in SIZES if s != t.size]
+    return _q_attribute(scene, rng, "size", (("shape",), ("color", "shape")), "what size is the {ref}?", SIZES)
 
 
 def _q_spatial(scene: Scene, rng: np.random.Generator) -> QA | None:
