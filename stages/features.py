@@ -147,13 +147,14 @@ def run(dataset: str) -> dict[str, Any]:
                          f"{net.stride}: feature cells would not line up with mask pixels")
     out, source = layout.features(dataset), f"features:{dataset}"
     config = {"features": cfg.model_dump(), "masks_meta": meta, "masks_dir": str(masks_dir), "source": source}
-    fp = sharded.fingerprint(cfg.model_dump(), meta, sharded.file_digest(masks_dir / "index.parquet"),
+    fp = sharded.fingerprint(cfg.model_dump(exclude=sharded.EXECUTOR_KEYS), meta,
+                             sharded.file_digest(masks_dir / "index.parquet"),
                              sharded.sources_digest(graph, pooling, sys.modules[__name__]))
     jobs = sharded.plan(items, out, PATTERN, cfg.shard_size, config)
     log.info("%s: %s/%s (%d channels) on %s over %d images in %d shards", dataset, cfg.backbone, cfg.layer,
              net.channels, device, len(items), len(jobs))
-    workers = 1 if device.type == "cuda" else cfg.workers
-    rejects, stats = sharded.run(jobs, features_shard, out, fp, workers=workers, source=source,
+    executor = None if device.type == "cuda" else cfg  # one GPU: shards run in this process
+    rejects, stats = sharded.run(jobs, features_shard, out, fp, executor=executor, source=source,
                                  desc=f"features {dataset}", progress=progress_enabled())
     write_json(out / "meta.json", {"backbone": cfg.backbone, "layer": cfg.layer, "channels": net.channels,
                                    "max_nodes": cfg.max_nodes, "geom_fields": list(graph.GEOM_FIELDS),

@@ -97,13 +97,30 @@ class PanopticParams(Section):
     leftover_min_area: int = Field(16, ge=0)
 
 
-class SegmentParams(Section):
+class ExecutorParams(Section):
+    """Where per-shard work runs (shared by `segment` and `features`); never changes the bytes written.
+
+    process: `workers` local processes (1 = in the stage's own process). dask: a Dask cluster at
+    `dask_address`, or with `dask_address: null` a LocalCluster of `workers` processes.
+    """
+    executor: Literal["process", "dask"] = "process"
+    workers: int = Field(2, ge=1, le=64)
+    dask_address: str | None = None   # e.g. tcp://10.0.0.5:8786
+
+    @model_validator(mode="after")
+    def _address_needs_dask(self) -> "ExecutorParams":
+        if self.dask_address and self.executor != "dask":
+            raise ValueError(f"dask_address is set ({self.dask_address!r}) but executor is {self.executor!r}: "
+                             f"set executor: dask, or dask_address: null")
+        return self
+
+
+class SegmentParams(ExecutorParams):
     backend: Literal["felzenszwalb", "slic", "grid", "box", "oracle", "panoptic"] = "felzenszwalb"
     image_size: int = Field(128, ge=16, le=2048)
     # felzenszwalb/slic run at this size (ids upsampled to image_size); null = image_size.
     work_size: int | None = Field(64, ge=8, le=2048)
     shard_size: int = Field(500, ge=1)
-    workers: int = Field(2, ge=1, le=64)   # processes for per-shard work
     felzenszwalb: FelzenszwalbParams = FelzenszwalbParams()
     slic: SlicParams = SlicParams()
     grid: GridParams = GridParams()
@@ -117,7 +134,7 @@ class EdgeParams(Section):
     knn: int = Field(4, ge=1, le=64)
 
 
-class FeaturesParams(Section):
+class FeaturesParams(ExecutorParams):
     backbone: Literal["resnet18", "resnet34", "resnet50", "resnet101", "resnet152"] = "resnet18"
     layer: Literal["layer2", "layer3", "layer4"] = "layer3"
     weights: str | None = None
@@ -125,9 +142,8 @@ class FeaturesParams(Section):
     max_nodes: int = Field(36, ge=1, le=1024)
     batch_size: int = Field(64, ge=1, le=4096)
     shard_size: int = Field(500, ge=1)
-    # Shards run in `workers` processes with `threads` torch threads each. The bytes written
-    # depend on `threads` (float reduction order), never on `workers`.
-    workers: int = Field(2, ge=1, le=64)
+    # Each shard worker uses `threads` torch threads. The bytes written depend on `threads`
+    # (float reduction order), never on the executor or `workers`.
     threads: int = Field(1, ge=1, le=64)
     device: Literal["auto", "cpu", "cuda"] = "auto"
     edges: EdgeParams = EdgeParams()
@@ -175,6 +191,15 @@ class ReorderParams(Section):
     batch_size: int = Field(128, ge=1)                 # embedding / ITM scoring batch
 
 
+# ---- orchestration (flows/; no DVC stage reads this section) -----------------------------
+class FlowsParams(Section):
+    schedule: str | None = "0 3 * * *"          # cron of the `pipeline` deployment; null = on demand only
+    timezone: str = "UTC"                       # of the schedule
+    retries: int = Field(1, ge=0, le=10)        # a failed stage is run again this many times
+    retry_delay_s: float = Field(30.0, ge=0)
+    lock_wait_s: float = Field(600.0, ge=0)     # wait for another flow's `dvc repro` this long, then refuse
+
+
 SECTIONS: dict[str, type[Section]] = {
     "prepare": PrepareParams,
     "segment": SegmentParams,
@@ -182,6 +207,7 @@ SECTIONS: dict[str, type[Section]] = {
     "model": ModelParams,
     "pretrain": PretrainParams,
     "reorder": ReorderParams,
+    "flows": FlowsParams,
 }
 TOP_LEVEL = {"datasets", *SECTIONS}
 

@@ -149,13 +149,14 @@ def run(dataset: str) -> dict[str, Any]:
         _panoptic(cfg.panoptic.model_dump_json(), cfg.image_size)  # fail now, before any work, if weights are missing
     out = layout.masks(dataset)
     source = f"segment:{dataset}"
-    fp = sharded.fingerprint(cfg.model_dump(), sharded.file_digest(table_path(src, "images")),
+    fp = sharded.fingerprint(cfg.model_dump(exclude=sharded.EXECUTOR_KEYS),
+                             sharded.file_digest(table_path(src, "images")),
                              sharded.sources_digest(seg, sys.modules[__name__]))
     config = {"segment": cfg.model_dump(), "source": source}
     jobs = sharded.plan(items, out, PATTERN, cfg.shard_size, config)
     log.info("%s: segmenting %d images with %s at %dx%d into %d shards", dataset, len(items), cfg.backend,
              cfg.image_size, cfg.image_size, len(jobs))
-    rejects, stats = sharded.run(jobs, segment_shard, out, fp, workers=cfg.workers, source=source,
+    rejects, stats = sharded.run(jobs, segment_shard, out, fp, executor=cfg, source=source,
                                  desc=f"segment {dataset}", progress=progress_enabled())
     pooling = "box" if cfg.backend == "box" else "mask"
     write_json(out / "meta.json", {"backend": cfg.backend, "image_size": cfg.image_size, "pooling": pooling})

@@ -5,17 +5,16 @@ Each shard is computed by a module-level worker function, written atomically as 
 then marked done by a small JSON manifest beside it (its index rows and rejects). A rerun
 with the same fingerprint (params + inputs) keeps the finished shards and does the rest;
 a different fingerprint starts afresh. Results are the same bytes however often the stage
-was interrupted, and whether shards ran in this process or in a pool of workers.
+was interrupted, and whichever executor ran the shards (this process, a pool of local
+processes, or a Dask cluster: stages/executors.py).
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import logging
-import multiprocessing
 import shutil
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -23,12 +22,16 @@ from typing import Any
 
 from tqdm import tqdm
 
+from stages.executors import run_jobs
+from stages.params import ExecutorParams
 from storage.atomic import clean_temporaries, write_json
 from storage.rejects import Rejects
 from storage.shards import write_index
 
 log = logging.getLogger(__name__)
 FINGERPRINT = "fingerprint.json"
+# Where shards run never changes what they contain: finished shards survive a change of executor.
+EXECUTOR_KEYS = frozenset(ExecutorParams.model_fields)
 
 
 @dataclass(frozen=True)
@@ -90,9 +93,13 @@ def _prepare_folder(out: Path, fp: str) -> None:
         write_json(marker, {"fingerprint": fp})
 
 
-def run(jobs: list[ShardJob], worker: Worker, out: Path, fp: str, *, workers: int = 1,
+def run(jobs: list[ShardJob], worker: Worker, out: Path, fp: str, *, executor: ExecutorParams | None,
         source: str, desc: str, progress: bool = True) -> tuple[Rejects, dict[str, int]]:
-    """Run every unfinished job, then write the index; return all rejects and summed stats."""
+    """Run every unfinished job on `executor` (None: in this process), then write the index.
+
+    Returns all rejects and the summed stats. Each shard's manifest is written as soon as it
+    finishes, so an interrupted run keeps every finished shard.
+    """
     _prepare_folder(out, fp)
     done = {j.path: json.loads(_manifest(j).read_text()) for j in jobs if _manifest(j).is_file() and j.path.is_file()}
     todo = [j for j in jobs if j.path not in done]
@@ -107,14 +114,8 @@ def run(jobs: list[ShardJob], worker: Worker, out: Path, fp: str, *, workers: in
         done[job.path] = rec
         bar.update(len(job.items))
 
-    if workers > 1 and len(todo) > 1:
-        # spawn, not fork: forking a process that has started torch's thread pools can deadlock.
-        with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-            for job, res in zip(todo, pool.map(worker, todo)):
-                finish(job, res)
-    else:
-        for job in todo:
-            finish(job, worker(job))
+    for job, res in run_jobs(worker, todo, executor):
+        finish(job, res)
     bar.close()
 
     rejects, index_rows, stats = Rejects(source), [], {}
