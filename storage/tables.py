@@ -1,4 +1,11 @@
-"""Canonical Parquet tables (DESIGN.md section 4): schemas, validated readers and atomic writers."""
+"""Canonical Parquet tables (DESIGN.md section 4): schemas, validated readers and atomic writers.
+
+Every data table ends with an optional `subset` column (string, null by default): the official
+finer grouping a row belongs to where a benchmark reports one, e.g. "restval" (COCO Karpathy
+train), "fold0".."fold4" (COCO Karpathy 5K test: the 1K folds), "test-dev2015" / "test2015"
+(VQAv2 test), "testdev" (GQA), "test1" (NLVR2 test-P), the COCO-QA question type. Rows may leave
+it out, and tables written before it existed read back with it null.
+"""
 from __future__ import annotations
 
 import os
@@ -14,6 +21,7 @@ from storage.atomic import atomic_path
 SPLITS = ("train", "val", "test")
 VE_LABELS = ("entailment", "neutral", "contradiction")
 ANSWER_TYPES = ("yes/no", "number", "other")
+SUBSET = pa.field("subset", pa.string())
 
 SCHEMAS: dict[str, pa.Schema] = {
     "images": pa.schema([
@@ -22,12 +30,14 @@ SCHEMAS: dict[str, pa.Schema] = {
         ("width", pa.int32()),
         ("height", pa.int32()),
         ("split", pa.string()),
+        SUBSET,
     ]),
     "captions": pa.schema([
         ("caption_id", pa.string()),
         ("image_id", pa.string()),
         ("text", pa.string()),
         ("split", pa.string()),
+        SUBSET,
     ]),
     "vqa": pa.schema([
         ("question_id", pa.string()),
@@ -36,6 +46,7 @@ SCHEMAS: dict[str, pa.Schema] = {
         ("answers", pa.list_(pa.string())),
         ("answer_type", pa.string()),
         ("split", pa.string()),
+        SUBSET,
     ]),
     "ve": pa.schema([
         ("pair_id", pa.string()),
@@ -43,6 +54,7 @@ SCHEMAS: dict[str, pa.Schema] = {
         ("hypothesis", pa.string()),
         ("label", pa.string()),
         ("split", pa.string()),
+        SUBSET,
     ]),
     "nlvr2": pa.schema([
         ("pair_id", pa.string()),
@@ -51,6 +63,7 @@ SCHEMAS: dict[str, pa.Schema] = {
         ("sentence", pa.string()),
         ("label", pa.bool_()),
         ("split", pa.string()),
+        SUBSET,
     ]),
     "rejects": pa.schema([
         ("source", pa.string()),
@@ -79,9 +92,9 @@ def to_table(name: str, rows: Iterable[Mapping[str, Any]]) -> pa.Table:
         if extra:
             raise TableError(f"{name} row {i}: unknown fields {sorted(extra)}")
         for f in schema:
-            if f.name not in row:
+            if f.name not in row and f.name != SUBSET.name:
                 raise TableError(f"{name} row {i}: missing field {f.name!r}")
-            cols[f.name].append(row[f.name])
+            cols[f.name].append(row.get(f.name))
     try:
         return pa.Table.from_pydict(cols, schema=schema)
     except (pa.ArrowInvalid, pa.ArrowTypeError) as e:
@@ -106,6 +119,8 @@ def read_table(path: str | os.PathLike, name: str) -> pa.Table:
         raise FileNotFoundError(f"{name} table not found: {path} (run the stage that writes it)")
     table = pq.read_table(path)
     want = SCHEMAS[name]
+    if SUBSET.name in want.names and SUBSET.name not in table.schema.names:  # written before `subset` existed
+        table = table.append_column(SUBSET, pa.nulls(table.num_rows, pa.string()))
     if not table.schema.equals(want):
         raise TableError(f"{path}: columns {table.schema.names} do not match the {name} schema {want.names}")
     return table

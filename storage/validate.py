@@ -2,7 +2,8 @@
 
 Each failing row becomes a reject with item `<table>:<id>` and a reason; nothing is
 dropped silently. Checks: unique primary keys, known split, non-empty text, valid labels
-and answer types, 1-10 answers, and references to accepted images only. Images are
+and answer types, 1-10 answers (or none with answer type null: an unanswered question of
+a test-server split), and references to accepted images only. Images are
 decoded once to prove they are usable and to record their real size.
 """
 from __future__ import annotations
@@ -28,7 +29,11 @@ def _row_problem(table: str, row: Row) -> str | None:
     text = row.get(TEXT_FIELD[table]) if table in TEXT_FIELD else None
     if table in TEXT_FIELD and (not isinstance(text, str) or not text.strip()):
         return f"empty {TEXT_FIELD[table]}"
-    if table == "vqa":
+    if table == "vqa" and row.get("answers") == []:
+        # An unanswered question of a test-server split (VQAv2 test-dev / test-std).
+        if row["split"] != "test" or row.get("answer_type") is not None:
+            return "no answers (only a test-split question with answer_type null may have none)"
+    elif table == "vqa":
         answers = row.get("answers")
         if not isinstance(answers, list) or not 1 <= len(answers) <= 10:
             return "answers must be a list of 1 to 10 strings"

@@ -19,25 +19,13 @@ import re
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from storage.adapters.base import DatasetError, Prepared
+from storage.adapters.official import carve_val, infer_answer_type
 from storage.tables import ANSWER_TYPES
-
-YES_NO = {"yes", "no"}
 
 
 def _default_id(image: str) -> str:
     return re.sub(r"[^A-Za-z0-9_-]", "_", str(Path(image).with_suffix("")))
-
-
-def _infer_type(answers: list[str]) -> str:
-    norm = {a.strip().lower() for a in answers}
-    if norm <= YES_NO:
-        return "yes/no"
-    if all(a.isdigit() for a in norm):
-        return "number"
-    return "other"
 
 
 def _parse_line(text: str) -> dict[str, Any]:
@@ -96,7 +84,7 @@ def build(root: str | None, annotations: str | None, *, val_fraction: float, see
     if n_lines == 0:
         raise DatasetError(f"custom annotations file {ann_p} has no records")
     if val_fraction > 0:
-        _carve_val(prep, val_fraction, seed)
+        carve_val(prep, val_fraction, seed)
     prep.given |= {"lines": n_lines, "images": len(prep.images), "captions": len(prep.captions)}
     prep.given.setdefault("vqa", 0)
     prep.accepted_extra["lines"] = n_lines - sum(r["item"].startswith("lines:") for r in prep.rejects.rows)
@@ -115,19 +103,10 @@ def _add_record(prep: Prepared, rec: dict[str, Any], image_id: str, path: str) -
         if not isinstance(answers, list) or not all(isinstance(a, str) for a in answers):
             prep.rejects.add(f"vqa:{qid}", '"answers" must be a list of strings')
             continue
-        atype = q.get("answer_type") or _infer_type(answers)
+        atype = q.get("answer_type") or infer_answer_type(answers)
         if atype not in ANSWER_TYPES:
             prep.rejects.add(f"vqa:{qid}", f"unknown answer type {atype!r} (allowed: {', '.join(ANSWER_TYPES)})")
             continue
         prep.vqa.append({"question_id": qid, "image_id": image_id, "question": q.get("question", ""),
                          "answers": answers, "answer_type": atype, "split": split})
 
-
-def _carve_val(prep: Prepared, fraction: float, seed: int) -> None:
-    train = sorted(r["image_id"] for r in prep.images if r["split"] == "train")
-    n_val = round(len(train) * fraction)
-    moved = set(np.random.default_rng(seed).permutation(train)[:n_val].tolist()) if n_val else set()
-    for table in prep.tables().values():
-        for row in table:
-            if row.get("image_id") in moved:
-                row["split"] = "val"

@@ -1,3 +1,4 @@
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -10,13 +11,21 @@ def test_roundtrip_and_schema_checks(tmp_path):
     rows = [{"question_id": "q1", "image_id": "i1", "question": "what?", "answers": ["a"] * 10,
              "answer_type": "other", "split": "train"}]
     assert write_table(tmp_path / "vqa.parquet", "vqa", rows) == 1
-    assert read_table(tmp_path / "vqa.parquet", "vqa").to_pylist() == rows
+    assert read_table(tmp_path / "vqa.parquet", "vqa").to_pylist() == [rows[0] | {"subset": None}]
     with pytest.raises(TableError, match="missing field 'split'"):
         write_table(tmp_path / "x.parquet", "captions", [{"caption_id": "c", "image_id": "i", "text": "t"}])
     with pytest.raises(TableError, match="columns"):
         read_table(tmp_path / "vqa.parquet", "captions")
     with pytest.raises(FileNotFoundError, match="run the stage"):
         read_table(tmp_path / "none.parquet", "images")
+
+
+def test_tables_written_before_subset_existed_still_read(tmp_path):
+    old = pa.table({"image_id": ["i"], "path": ["p.png"], "width": pa.array([4], pa.int32()),
+                    "height": pa.array([3], pa.int32()), "split": ["train"]})
+    pq.write_table(old, tmp_path / "images.parquet")
+    assert read_table(tmp_path / "images.parquet", "images").to_pylist() == [
+        {"image_id": "i", "path": "p.png", "width": 4, "height": 3, "split": "train", "subset": None}]
 
 
 def test_atomic_write_leaves_target_on_failure(tmp_path):

@@ -1,0 +1,158 @@
+"""Shared helpers of the adapters for the real datasets' official release formats.
+
+- `require`: a missing file or folder is a DatasetError naming the expected path and where the
+  official release is published (nothing is ever downloaded).
+- `stream_json` / `stream_json_pairs`: stream the records of a large JSON document with ijson
+  (one record in memory at a time). Bytes that are not UTF-8 are replaced by U+FFFD on the way
+  in, so the record holding them is rejected on its own ("not UTF-8 text") instead of failing
+  the whole file; a file that is not JSON is a DatasetError naming it and the parser's message.
+- `read_lines`: lines of a text file (JSONL, COCO-QA txt); a non-UTF-8 line becomes None.
+- `Builder`: counts every raw item as `given` and turns it into a row or a reject, so that
+  given = accepted + rejected reconciles per table; images are added once per id.
+"""
+from __future__ import annotations
+
+import codecs
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import ijson
+import numpy as np
+
+from storage.adapters.base import DatasetError, Prepared, Row
+
+YES_NO = {"yes", "no"}
+NOT_UTF8 = "not UTF-8 text"
+READ_SIZE = 1 << 20
+
+
+def require(path: Path, what: str, dataset: str, url: str, param: str, folder: bool = False) -> Path:
+    """`path` if it exists; else a DatasetError naming it, the release's URL and the param to set."""
+    ok = path.is_dir() if folder else path.is_file()
+    if not ok:
+        raise DatasetError(f"{dataset}: {what} not found: {path} (the official release is published at {url}; "
+                           f"set prepare.{param} to the folder holding it)")
+    return path
+
+
+def require_param(value: str | None, dataset: str, key: str, what: str) -> Path:
+    if not value:
+        raise DatasetError(f"{dataset} dataset needs prepare.{dataset}.{key} ({what}) in params.yaml")
+    return Path(value).expanduser().resolve()
+
+
+class _Utf8Repair:
+    """A binary reader that passes UTF-8 through and replaces invalid bytes by U+FFFD."""
+
+    def __init__(self, raw: BinaryIO) -> None:
+        self.raw = raw
+        self.decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+
+    def read(self, n: int = -1) -> bytes:
+        if n == 0:  # ijson probes with read(0) whether the stream gives bytes
+            return b""
+        while True:  # an empty result means end of file, so never return one before it
+            chunk = self.raw.read(n if n > 0 else READ_SIZE)
+            out = self.decoder.decode(chunk, final=not chunk).encode("utf-8")
+            if out or not chunk:
+                return out
+
+
+def _stream(path: Path, parse: Any, prefix: str) -> Iterator[Any]:
+    with open(path, "rb") as fh:
+        try:
+            yield from parse(_Utf8Repair(fh), prefix, use_float=True, buf_size=READ_SIZE)
+        except ijson.JSONError as e:
+            msg = e.args[0].decode("utf-8", "replace") if e.args and isinstance(e.args[0], bytes) else str(e)
+            raise DatasetError(f"{path}: not valid JSON: {' '.join(msg.split())}") from None
+
+
+def stream_json(path: Path, prefix: str) -> Iterator[Any]:
+    """The items under `prefix` (ijson syntax: "item" = top-level list, "questions.item" ...)."""
+    return _stream(path, ijson.items, prefix)
+
+
+def stream_json_pairs(path: Path) -> Iterator[tuple[str, Any]]:
+    """(key, value) pairs of a top-level JSON object, streamed."""
+    return _stream(path, ijson.kvitems, "")
+
+
+def read_lines(path: Path) -> Iterator[tuple[int, str | None]]:
+    """(line number, text) of non-empty lines; text is None when the line is not UTF-8."""
+    with open(path, "rb") as fh:
+        for lineno, raw in enumerate(fh, 1):
+            if not raw.strip():
+                continue
+            try:
+                yield lineno, raw.decode("utf-8").rstrip("\r\n")
+            except UnicodeDecodeError:
+                yield lineno, None
+
+
+def text_problem(record: Any, fields: Iterable[str]) -> str | None:
+    """Why a record cannot be used: not an object, a missing field, or undecodable text."""
+    if not isinstance(record, dict):
+        return "record is not a JSON object"
+    for f in fields:
+        if f not in record or record[f] is None:
+            return f"missing field {f!r}"
+        if isinstance(record[f], str) and "\ufffd" in record[f]:
+            return NOT_UTF8
+    return None
+
+
+def infer_answer_type(answers: list[str]) -> str:
+    norm = {a.strip().lower() for a in answers}
+    if norm and norm <= YES_NO:
+        return "yes/no"
+    if norm and all(a.isdigit() for a in norm):
+        return "number"
+    return "other"
+
+
+def carve_val(prep: Prepared, fraction: float, seed: int) -> None:
+    """Move a seeded share of the train images, with their train rows, to val (never test rows)."""
+    train = sorted(r["image_id"] for r in prep.images if r["split"] == "train")
+    n_val = round(len(train) * fraction)
+    moved = set(np.random.default_rng(seed).permutation(train)[:n_val].tolist()) if n_val else set()
+    for table in prep.tables().values():
+        for row in table:
+            if row["split"] == "train" and row.get("image_id") in moved:
+                row["split"] = "val"
+
+
+class Builder:
+    """Rows and rejects of one adapter run, with given = rows + rejects counted per table."""
+
+    def __init__(self) -> None:
+        self.prep = Prepared()
+        self.prep.given = {t: 0 for t in self.prep.tables()}
+        self.image_ids: set[str] = set()
+
+    def row(self, table: str, row: Row) -> None:
+        self.prep.given[table] += 1
+        getattr(self.prep, table).append(row)
+
+    def reject(self, table: str, item: Any, reason: str) -> None:
+        self.prep.given[table] += 1
+        self.prep.rejects.add(f"{table}:{item}", reason)
+
+    def reject_record(self, item: Any, children: Any, child_key: str, problem: str) -> None:
+        """An unusable image record: it and each caption it holds (`children`) are rejected."""
+        self.reject("images", item, problem)
+        for j, child in enumerate(children if isinstance(children, list) else []):
+            cid = child.get(child_key, f"{item}-{j}") if isinstance(child, dict) else f"{item}-{j}"
+            self.reject("captions", cid, f"its image record {item} was rejected: {problem}")
+
+    def image(self, image_id: str, path: Path, split: str, subset: str | None = None) -> None:
+        """Add an image once; later references to the same id are not new items."""
+        if image_id not in self.image_ids:
+            self.image_ids.add(image_id)
+            self.row("images", {"image_id": image_id, "path": str(path), "width": 0, "height": 0,
+                                "split": split, "subset": subset})
+
+    def done(self, dataset: str, source: Path) -> Prepared:
+        if not any(self.prep.given.values()):
+            raise DatasetError(f"{dataset}: no records found in {source}")
+        return self.prep
