@@ -9,10 +9,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 PARAMS_FILE = Path("params.yaml")
-DATASETS = ("scenes", "easy_vqa", "custom")
+DATASETS = ("scenes", "easy_vqa", "custom", "coco", "flickr30k", "vg", "vqav2", "vqacp_v2", "gqa", "cocoqa",
+            "snli_ve", "nlvr2")
 
 
 class ParamsError(ValueError):
@@ -54,11 +55,73 @@ class CustomParams(Section):
     seed: int = 0
 
 
+class OfficialParams(Section):
+    """A real dataset in its official release format (storage/adapters/<name>.py says which files)."""
+    annotations: str | None = None     # folder holding the official annotation files
+    images: str | None = None          # folder holding the official image files / folders
+
+
+def _unique(splits: list[str]) -> list[str]:
+    if not splits or len(set(splits)) != len(splits):
+        raise ValueError("splits must be a non-empty list without repeats")
+    return splits
+
+
+class Vqav2Params(OfficialParams):
+    splits: list[Literal["train2014", "val2014", "test-dev2015", "test2015"]] = \
+        ["train2014", "val2014", "test-dev2015", "test2015"]
+    _check = field_validator("splits")(_unique)
+
+
+class VqacpParams(OfficialParams):
+    splits: list[Literal["train", "test"]] = ["train", "test"]
+    val_fraction: float = Field(0.0, ge=0.0, lt=1.0)   # VQA-CP has no val split; carved from train by image
+    seed: int = 0
+    _check = field_validator("splits")(_unique)
+
+
+class GqaParams(OfficialParams):
+    splits: list[Literal["train", "val", "testdev"]] = ["train", "val", "testdev"]
+    _check = field_validator("splits")(_unique)
+
+
+class CocoqaParams(OfficialParams):
+    splits: list[Literal["train", "test"]] = ["train", "test"]
+    val_fraction: float = Field(0.1, ge=0.0, lt=1.0)
+    seed: int = 0
+    _check = field_validator("splits")(_unique)
+
+
+class SnliVeParams(OfficialParams):
+    splits: list[Literal["train", "dev", "test"]] = ["train", "dev", "test"]
+    _check = field_validator("splits")(_unique)
+
+
+class Nlvr2Params(OfficialParams):
+    splits: list[Literal["train", "dev", "test1"]] = ["train", "dev", "test1"]
+    _check = field_validator("splits")(_unique)
+
+
+class VgParams(OfficialParams):
+    val_fraction: float = Field(0.01, ge=0.0, lt=1.0)
+    seed: int = 0
+    exclude_coco: str | None = None    # COCO's dataset_coco.json: leave out its Karpathy val/test images
+
+
 class PrepareParams(Section):
     min_side: int = Field(8, ge=1, le=4096)
     scenes: ScenesParams = ScenesParams()
     easy_vqa: EasyVqaParams = EasyVqaParams()
     custom: CustomParams = CustomParams()
+    coco: OfficialParams = OfficialParams()
+    flickr30k: OfficialParams = OfficialParams()
+    vg: VgParams = VgParams()
+    vqav2: Vqav2Params = Vqav2Params()
+    vqacp_v2: VqacpParams = VqacpParams()
+    gqa: GqaParams = GqaParams()
+    cocoqa: CocoqaParams = CocoqaParams()
+    snli_ve: SnliVeParams = SnliVeParams()
+    nlvr2: Nlvr2Params = Nlvr2Params()
 
 
 # ---- segment ----------------------------------------------------------------------------
@@ -173,7 +236,7 @@ class PhaseParams(Section):
 
 
 class PretrainParams(Section):
-    datasets: list[Literal["scenes", "custom"]] = ["scenes"]   # datasets with captions
+    datasets: list[Literal["scenes", "custom", "coco", "flickr30k", "vg"]] = ["scenes"]   # datasets with captions
     batch_size: int = Field(32, ge=2, le=4096)
     warmup: PhaseParams = PhaseParams(epochs=2, lr=3e-4)
     main: PhaseParams = PhaseParams(epochs=2, lr=3e-4)

@@ -1,7 +1,7 @@
 """Stage `prepare`: a dataset's own format -> canonical tables + image refs under data/prepared/<dataset>/.
 
-Outputs: images/ (copied or generated images; custom data is referenced in place), gt/
-(scenes ground-truth panoptic masks), <table>.parquet for images, captions, vqa, ve, nlvr2,
+Outputs: images/ (copied or generated images; custom data and the real datasets are referenced in
+place), gt/ (scenes ground-truth panoptic masks), <table>.parquet for images, captions, vqa, ve, nlvr2,
 rejects.parquet, counts.json (given / accepted / rejected per table; always reconciles).
 The folder is built under a temporary name and swapped in whole, so a killed run leaves
 the previous output (or none) in place.
@@ -14,12 +14,15 @@ from pathlib import Path
 from stages import layout, params
 from stages.cli import StageError, progress_enabled, run_dataset_stage
 from storage import validate
-from storage.adapters import custom, easy_vqa, scenes
+from storage.adapters import cocoqa, custom, easy_vqa, gqa, karpathy, nlvr2, scenes, snli_ve, vg, vqacp_v2, vqav2
 from storage.adapters.base import Prepared
 from storage.atomic import atomic_dir, clean_temporaries, write_json
 from storage.tables import TABLES, table_path, write_table
 
 log = logging.getLogger("stages.prepare")
+# Real datasets in their official formats: prepare.<name> holds the adapter's keyword arguments.
+OFFICIAL = {"vg": vg, "vqav2": vqav2, "vqacp_v2": vqacp_v2, "gqa": gqa, "cocoqa": cocoqa, "snli_ve": snli_ve,
+            "nlvr2": nlvr2}
 
 
 def build(dataset: str, cfg: params.PrepareParams, out: Path) -> Prepared:
@@ -36,6 +39,10 @@ def build(dataset: str, cfg: params.PrepareParams, out: Path) -> Prepared:
     if dataset == "custom":
         c = cfg.custom
         return custom.build(c.root, c.annotations, val_fraction=c.val_fraction, seed=c.seed)
+    if dataset in ("coco", "flickr30k"):
+        return karpathy.build(dataset, **getattr(cfg, dataset).model_dump(), progress=progress)
+    if dataset in OFFICIAL:
+        return OFFICIAL[dataset].build(**getattr(cfg, dataset).model_dump(), progress=progress)
     raise StageError(f"unknown dataset {dataset!r}; known: {', '.join(params.DATASETS)}")
 
 
