@@ -1,0 +1,73 @@
+"""`python -m flows ui | pipeline | stage`: the Prefect UI with both deployments, or one flow run now."""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from flows.env import default_home
+
+DEFAULT_PORT = 4200
+
+
+def _ui(args: argparse.Namespace) -> None:
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from flows.deployments import serve_deployments
+    from flows.policy import flows_params
+    from flows.server import prefect_server
+
+    workspace = Path(args.workspace).resolve()
+    policy = flows_params(workspace)
+    cron = None if args.no_schedule else (args.cron or policy.schedule)
+    home = Path(os.environ.get("PREFECT_HOME", default_home()))
+    with prefect_server(args.port, home) as api:
+        print(f"Prefect UI: {api.removesuffix('/api')}  (server log: {home / 'server.log'})", flush=True)
+        print(f"pipeline schedule: {cron or 'none (on demand)'} {policy.timezone if cron else ''}", flush=True)
+        os.environ["PREFECT_API_URL"] = api  # the flow runs that serve() starts inherit it
+        with temporary_settings({PREFECT_API_URL: api}):
+            serve_deployments(workspace, cron, policy.timezone)
+
+
+def _pipeline(args: argparse.Namespace) -> None:
+    from flows.pipeline import pipeline
+    pipeline(targets=args.targets or None, workspace=args.workspace)
+
+
+def _stage(args: argparse.Namespace) -> None:
+    from flows.overrides import parse_assignment
+    from flows.stage import rerun_stage
+    rerun_stage(args.name, set_params=dict(parse_assignment(a) for a in args.set) or None, force=args.force,
+                workspace=args.workspace)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m flows", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    ui = sub.add_parser("ui", help="start the Prefect server (127.0.0.1) and serve the deployments")
+    ui.add_argument("--port", type=int, default=DEFAULT_PORT)
+    ui.add_argument("--cron", help="schedule of the pipeline deployment (default: params.yaml flows.schedule)")
+    ui.add_argument("--no-schedule", action="store_true", help="pipeline runs only when triggered")
+    ui.set_defaults(run=_ui)
+    pipe = sub.add_parser("pipeline", help="run the pipeline flow now")
+    pipe.add_argument("targets", nargs="*", help="stages to bring up to date (default: all)")
+    pipe.set_defaults(run=_pipeline)
+    st = sub.add_parser("stage", help="rerun one stage now")
+    st.add_argument("name", help="stage name, e.g. features@scenes")
+    st.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="e.g. features.max_nodes=24")
+    st.add_argument("--force", action="store_true", help="run even if DVC finds it up to date")
+    st.set_defaults(run=_stage)
+    for p in (ui, pipe, st):
+        p.add_argument("--workspace", default=".", help="the DVC project (default: current folder)")
+    args = parser.parse_args(argv)
+    try:
+        args.run(args)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except Exception as e:  # one clear line; Prefect has logged the details
+        sys.exit(f"{args.command} failed: {e}")
+
+
+if __name__ == "__main__":
+    main()

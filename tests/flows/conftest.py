@@ -1,0 +1,90 @@
+"""Flow fixtures: scratch DVC projects with tiny params, and one real Prefect server per session."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+import flows  # noqa: F401  (sets Prefect's environment defaults before Prefect is imported)
+from tests.conftest import REPO, tiny_params
+
+CODE = ("stages", "models", "storage", "flows", "dvc.yaml", ".dvc/config", ".dvcignore", ".gitignore")
+GIT_ENV = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
+# The sub-DAG the flow tests run: never the training stages.
+TARGET = "features@scenes"
+SUB_DAG = ["prepare@scenes", "segment@scenes", "features@scenes"]
+
+
+def sh(cmd: list[str], cwd: Path) -> str:
+    env = os.environ | GIT_ENV | {"PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}", "PROGRESS": "0"}
+    res = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, f"{' '.join(cmd)} failed:\n{res.stdout}\n{res.stderr}"
+    return res.stdout
+
+
+def make_project(root: Path, overrides: dict | None = None) -> Path:
+    """A git + DVC copy of the project's code with tiny params (fast, scenes only)."""
+    root.mkdir(parents=True, exist_ok=True)
+    for name in CODE:
+        src = REPO / name
+        if src.is_dir():
+            shutil.copytree(src, root / name, ignore=shutil.ignore_patterns("__pycache__"))
+        elif src.is_file():
+            (root / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(src, root / name)
+    write_params(root, tiny_params(overrides))
+    sh(["git", "init", "-q"], root)
+    sh(["git", "add", "-A"], root)
+    sh(["git", "commit", "-qm", "init"], root)
+    return root
+
+
+def write_params(root: Path, params: dict) -> None:
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+def changed(root: Path, targets: tuple[str, ...] = (TARGET,)) -> set[str]:
+    """Stages `dvc status` finds out of date among the targets and their upstream."""
+    out = sh([sys.executable, "-m", "dvc", "status", "--with-deps", "--json", *targets], root)
+    return set(json.loads(out[out.index("{"):]))
+
+
+@pytest.fixture(scope="session")
+def prefect_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real `prefect server` on a free loopback port (the first start takes 10-20 s); its API URL."""
+    from prefect.settings import PREFECT_API_URL, PREFECT_HOME, temporary_settings
+
+    from flows.server import free_port, prefect_server
+
+    home = tmp_path_factory.mktemp("prefect-home")
+    with prefect_server(free_port(), home) as api, temporary_settings({PREFECT_API_URL: api, PREFECT_HOME: home}):
+        yield api
+
+
+@pytest.fixture(scope="session")
+def built(tmp_path_factory: pytest.TempPathFactory, prefect_api: str) -> tuple[Path, str]:
+    """A scratch project brought up to date for TARGET by the pipeline flow; (project, flow run id)."""
+    from flows.pipeline import pipeline
+
+    root = make_project(tmp_path_factory.mktemp("built") / "project")
+    state = pipeline(targets=[TARGET], workspace=str(root), return_state=True)
+    assert state.is_completed(), state.message
+    outs = state.result()
+    assert list(outs) == SUB_DAG
+    assert all(Path(p).exists() for paths in outs.values() for p in paths)
+    return root, str(state.state_details.flow_run_id)
+
+
+@pytest.fixture
+def project_copy(built: tuple[Path, str], tmp_path: Path) -> Path:
+    """A private copy of the built project (data, DVC cache and lock included)."""
+    dst = tmp_path / "project"
+    shutil.copytree(built[0], dst, symlinks=True)
+    return dst

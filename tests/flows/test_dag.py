@@ -1,0 +1,35 @@
+"""The DAG comes from DVC: order, upstream, outputs, sub-DAG selection, unknown names."""
+import pytest
+
+from flows.dag import UnknownStage, read_dag, select
+from tests.flows.conftest import SUB_DAG, TARGET, make_project
+
+
+@pytest.fixture(scope="module")
+def dag(tmp_path_factory):
+    return read_dag(make_project(tmp_path_factory.mktemp("dag") / "project"))
+
+
+def test_stages_come_upstream_first(dag):
+    names = list(dag)
+    assert set(SUB_DAG) <= set(names) and "pretrain" in names
+    for i, name in enumerate(names):
+        assert set(dag[name].upstream) <= set(names[:i]), name
+    assert dag[TARGET].upstream == ("prepare@scenes", "segment@scenes")
+    assert dag[TARGET].outs == ("data/features/scenes",)
+
+
+def test_select_takes_targets_and_their_upstream(dag):
+    assert [s.name for s in select(dag, [TARGET])] == SUB_DAG
+    assert [s.name for s in select(dag, ["segment@scenes", "prepare@scenes"])] == SUB_DAG[:2]
+    assert [s.name for s in select(dag, None)] == list(dag) == [s.name for s in select(dag, [])]
+
+
+def test_unknown_stage_lists_the_known_ones(dag):
+    with pytest.raises(UnknownStage, match=r"unknown stage 'segment@coco'; known stages: prepare@scenes, segment@scenes"):
+        select(dag, ["segment@coco"])
+
+
+def test_not_a_dvc_project(tmp_path):
+    with pytest.raises(ValueError, match="cannot read the DVC pipeline of"):
+        read_dag(tmp_path)
