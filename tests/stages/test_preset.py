@@ -1,0 +1,53 @@
+"""The `paper` preset (params-paper.yaml) and the preset tool that turns overrides into `dvc exp run -S` flags."""
+import shutil
+
+import pytest
+import yaml
+from dvc.utils.hydra import apply_overrides
+
+from stages import params, preset
+from tests.conftest import REPO
+
+PAPER = REPO / "params-paper.yaml"
+
+
+def test_paper_preset_validates_every_section():
+    flags = preset.check(PAPER, REPO / "params.yaml")
+    full = preset.merged(preset.load(PAPER), params.read_yaml(REPO / "params.yaml"))
+    cfg = {s: params.validate(s, full.get(s)) for s in params.SECTIONS}
+    assert (cfg["model"].size, cfg["model"].T, cfg["model"].M) == ("paper", 10, 3000)
+    assert (cfg["features"].backbone, cfg["segment"].backend, cfg["segment"].image_size) == ("resnet101", "panoptic", 640)
+    assert cfg["segment"].panoptic.maskrcnn_weights and cfg["segment"].panoptic.deeplab_weights
+    p = cfg["pretrain"]
+    assert (p.batch_size, p.warmup.epochs, p.main.epochs, p.main.lr, p.main.weight_decay, p.main.snn_lr) == \
+        (16, 10, 30, 1e-4, 1e-2, 1e-2)
+    assert set(p.datasets) == {"coco", "vg"} and set(p.datasets) <= set(full["datasets"])
+    assert "model.size=paper" in flags and "segment.image_size=640" in flags
+
+
+def test_flags_through_dvc_give_the_merged_params_and_keep_comments(tmp_path):
+    target = tmp_path / "params.yaml"
+    shutil.copy(REPO / "params.yaml", target)
+    flags = preset.check(PAPER, target)
+    apply_overrides(target, flags)       # what `dvc exp run -S` and `--apply` do
+    applied = yaml.safe_load(target.read_text())
+    assert applied == preset.merged(preset.load(PAPER), params.read_yaml(REPO / "params.yaml"))
+    assert "# Parameters of every stage" in target.read_text()
+
+
+def test_bad_presets_are_refused(tmp_path):
+    bad = tmp_path / "p.yaml"
+    bad.write_text(yaml.safe_dump({"model": {"size": "huge"}}))
+    with pytest.raises(params.ParamsError, match="model.size"):
+        preset.check(bad, REPO / "params.yaml")
+    bad.write_text(yaml.safe_dump({"model": {"sise": "paper"}}))
+    with pytest.raises(params.ParamsError, match="preset key model.sise is not in params.yaml"):
+        preset.check(bad, REPO / "params.yaml")
+    bad.write_text(yaml.safe_dump({"datasets": ["imagenet"]}))
+    with pytest.raises(params.ParamsError, match="unknown \\['imagenet'\\]"):
+        preset.check(bad, REPO / "params.yaml")
+
+
+def test_values_in_override_grammar():
+    assert [preset._value(v) for v in (None, True, 3, 1e-4, [1, "a"], "a b", "../x/y.pth")] == \
+        ["null", "true", "3", "0.0001", "[1,a]", "'a b'", "../x/y.pth"]
