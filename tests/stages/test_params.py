@@ -43,6 +43,6 @@ def test_each_stage_reads_only_its_section(tmp_path):
 
 def test_unknown_dataset(tmp_path):
     p = tmp_path / "params.yaml"
-    p.write_text(yaml.safe_dump({"datasets": ["scenes", "coco"]}))
-    with pytest.raises(params.ParamsError, match="unknown \\['coco'\\]"):
+    p.write_text(yaml.safe_dump({"datasets": ["scenes", "imagenet"]}))
+    with pytest.raises(params.ParamsError, match="unknown \\['imagenet'\\]"):
         params.datasets(p)
