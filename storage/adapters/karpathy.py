@@ -11,7 +11,6 @@ Ids: image "coco-<cocoid>" / "flickr30k-<file stem>", caption "<sentid>".
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from tqdm import tqdm
 

@@ -10,11 +10,13 @@ Splits: train2014 -> train, val2014 -> val; the test questions have no answers: 
 with answers [] and answer_type null in split "test", subset "test-dev2015" for the questions of
 the test-dev file and "test2015" for the rest of the test2015 (test-std) file. A test-dev result
 file holds the "test-dev2015" rows; a test-std one every "test" row (test-dev is part of test2015).
-Questions are held by id while their annotation file streams past (one pass over each file).
+Questions are held by id while their annotation file streams past (one pass over each file);
+answer strings are interned (a few thousand distinct ones among millions).
 Ids: question "<question_id>", image "coco-<image_id>".
 """
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -93,7 +95,8 @@ def join_answers(b: Builder, questions: dict[str, dict[str, Any]], annotations: 
         image_id, path = image(q)
         b.image(image_id, path, split)
         b.row("vqa", {"question_id": qid, "image_id": image_id, "question": q["question"],
-                      "answers": [a["answer"] for a in ann["answers"]], "answer_type": ann["answer_type"],
+                      "answers": [sys.intern(a["answer"]) for a in ann["answers"]],
+                      "answer_type": sys.intern(str(ann["answer_type"])),
                       "split": split})
     for qid in questions:
         b.reject("vqa", qid, f"question without an annotation in {source}")
