@@ -1,6 +1,7 @@
 """Scene model and rendering for the synthetic `scenes` dataset: a `Scene` of 1-3 textured stuff bands
 (sky, wall, grass, water, sand) with flat-coloured shapes on top, drawn by `make_scene` as an RGB
-image plus its ground-truth panoptic segment-id map and segment records (storage.maskcodec).
+image plus its ground-truth panoptic segment-id map and segment records (storage.maskcodec; things'
+records also carry their "color" and "size", null for stuff).
 """
 from __future__ import annotations
 
@@ -234,4 +235,7 @@ def make_scene(rng: np.random.Generator, n: int, max_things: int
     categories = {i + 1: name for i, name in enumerate(stuff)} | {k + 1 + j: a[0] for j, a in enumerate(attrs)}
     segments = maskcodec.segments_from_ids(ids, categories=categories,
                                            isthing={sid: sid > k for sid in categories})
+    for seg in segments:  # ground-truth attributes of things (backbone pre-training targets); null for stuff
+        thing = things[seg["id"] - k - 1] if seg["id"] > k else None
+        seg["color"], seg["size"] = (thing.color, thing.size) if thing else (None, None)
     return rgb, ids, segments, Scene(n, tuple(stuff), things)

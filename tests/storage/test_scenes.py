@@ -78,6 +78,12 @@ def test_ground_truth_masks(data):
         assert 1 <= len(things) <= 5 and 1 <= len(stuff) <= 3
         assert {s["category"] for s in things} <= SHAPES
         assert {s["category"] for s in stuff} <= STUFF and all(s["isthing"] is False for s in stuff)
+        assert all(s["size"] in scene_render.SIZES for s in things)
+        assert all(s["color"] is None and s["size"] is None for s in stuff)
+        pixels = np.asarray(Image.open(row["path"]), float)
+        for s in things:  # the recorded colour is the one drawn
+            mean = pixels[ids == s["id"]].mean(axis=0)
+            assert s["color"] == min(scenes.COLORS, key=lambda c: np.abs(np.array(scenes.COLORS[c]) - mean).sum())
         with Image.open(row["path"]) as img:
             assert img.mode == "RGB" and img.size == (64, 64)
 
@@ -174,6 +180,7 @@ def test_band_hidden_by_things_is_dropped(monkeypatch):
     assert sorted(np.unique(ids).tolist()) == [1, 2]
     maskcodec.check_consistent(ids, segments)
     assert [(s["id"], s["category"], s["isthing"]) for s in segments] == [(1, "grass", False), (2, "square", True)]
+    assert [(s["color"], s["size"]) for s in segments] == [(None, None), ("red", "large")]
 
 
 @pytest.mark.parametrize("kwargs, message", [
