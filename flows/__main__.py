@@ -12,22 +12,33 @@ DEFAULT_PORT = 4200
 
 
 def _ui(args: argparse.Namespace) -> None:
-    from prefect.settings import PREFECT_API_URL, temporary_settings
-
-    from flows.deployments import serve_deployments
-    from flows.policy import flows_params
     from flows.server import prefect_server
 
-    workspace = Path(args.workspace).resolve()
-    policy = flows_params(workspace)
-    cron = None if args.no_schedule else (args.cron or policy.schedule)
+    if args.api_url:
+        _serve(args, args.api_url)
+        return
     home = Path(os.environ.get("PREFECT_HOME", default_home()))
     with prefect_server(args.port, home) as api:
         print(f"Prefect UI: {api.removesuffix('/api')}  (server log: {home / 'server.log'})", flush=True)
-        print(f"pipeline schedule: {cron or 'none (on demand)'} {policy.timezone if cron else ''}", flush=True)
-        os.environ["PREFECT_API_URL"] = api  # the flow runs that serve() starts inherit it
-        with temporary_settings({PREFECT_API_URL: api}):
-            serve_deployments(workspace, cron, policy.timezone)
+        _serve(args, api)
+
+
+def _serve(args: argparse.Namespace, api: str) -> None:
+    """Serve both deployments against the server at `api` until interrupted."""
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from flows.dag import check_known, read_dag
+    from flows.deployments import serve_deployments
+    from flows.policy import flows_params
+
+    workspace = Path(args.workspace).resolve()
+    policy = flows_params(workspace)
+    check_known(read_dag(workspace), args.target)
+    cron = None if args.no_schedule else (args.cron or policy.schedule)
+    print(f"pipeline schedule: {f'{cron} ({policy.timezone})' if cron else 'none (on demand)'}", flush=True)
+    os.environ["PREFECT_API_URL"] = api  # the flow runs that serve() starts inherit it
+    with temporary_settings({PREFECT_API_URL: api}):
+        serve_deployments(workspace, cron, policy.timezone, args.target or None)
 
 
 def _pipeline(args: argparse.Namespace) -> None:
@@ -49,6 +60,9 @@ def main(argv: list[str] | None = None) -> None:
     ui.add_argument("--port", type=int, default=DEFAULT_PORT)
     ui.add_argument("--cron", help="schedule of the pipeline deployment (default: params.yaml flows.schedule)")
     ui.add_argument("--no-schedule", action="store_true", help="pipeline runs only when triggered")
+    ui.add_argument("--target", action="append", default=[], metavar="STAGE",
+                    help="the pipeline deployment's default targets (repeatable; default: all stages)")
+    ui.add_argument("--api-url", help="serve on this running Prefect server (its /api URL) instead of starting one")
     ui.set_defaults(run=_ui)
     pipe = sub.add_parser("pipeline", help="run the pipeline flow now")
     pipe.add_argument("targets", nargs="*", help="stages to bring up to date (default: all)")

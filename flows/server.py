@@ -26,6 +26,7 @@ def free_port() -> int:
 
 def _check_free(port: int) -> None:
     with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server binds: TIME_WAIT is no conflict
         try:
             s.bind((HOST, port))
         except OSError:

@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -17,9 +18,9 @@ from tests.conftest import REPO, tiny_params
 
 CODE = ("stages", "models", "storage", "flows", "dvc.yaml", ".dvc/config", ".dvcignore", ".gitignore")
 GIT_ENV = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
-# The sub-DAG the flow tests run: never the training stages.
+# The flow tests run TARGET and its upstream only (prepare, segment, features of scenes, and whatever
+# dvc.yaml puts before them), never the pretraining and downstream stages.
 TARGET = "features@scenes"
-SUB_DAG = ["prepare@scenes", "segment@scenes", "features@scenes"]
 
 
 def sh(cmd: list[str], cwd: Path) -> str:
@@ -68,23 +69,36 @@ def prefect_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield api
 
 
+def sub_dag(root: Path) -> list[str]:
+    """TARGET and its upstream stages, in DAG order."""
+    from flows.dag import read_dag, select
+    return [s.name for s in select(read_dag(root), [TARGET])]
+
+
+@dataclass(frozen=True)
+class Built:
+    root: Path
+    flow_run_id: str
+    stages: list[str]  # sub_dag(root)
+
+
 @pytest.fixture(scope="session")
-def built(tmp_path_factory: pytest.TempPathFactory, prefect_api: str) -> tuple[Path, str]:
-    """A scratch project brought up to date for TARGET by the pipeline flow; (project, flow run id)."""
+def built(tmp_path_factory: pytest.TempPathFactory, prefect_api: str) -> Built:
+    """A scratch project brought up to date for TARGET by the pipeline flow."""
     from flows.pipeline import pipeline
 
     root = make_project(tmp_path_factory.mktemp("built") / "project")
     state = pipeline(targets=[TARGET], workspace=str(root), return_state=True)
     assert state.is_completed(), state.message
     outs = state.result()
-    assert list(outs) == SUB_DAG
+    assert list(outs) == sub_dag(root) and {"prepare@scenes", "segment@scenes", TARGET} <= set(outs)
     assert all(Path(p).exists() for paths in outs.values() for p in paths)
-    return root, str(state.state_details.flow_run_id)
+    return Built(root, str(state.state_details.flow_run_id), list(outs))
 
 
 @pytest.fixture
-def project_copy(built: tuple[Path, str], tmp_path: Path) -> Path:
+def project_copy(built: Built, tmp_path: Path) -> Path:
     """A private copy of the built project (data, DVC cache and lock included)."""
     dst = tmp_path / "project"
-    shutil.copytree(built[0], dst, symlinks=True)
+    shutil.copytree(built.root, dst, symlinks=True)
     return dst

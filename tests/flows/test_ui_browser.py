@@ -1,0 +1,120 @@
+"""The Prefect UI in headless Chromium: a flow run page lists every stage as a completed task run,
+and both deployments run when triggered (the pipeline from its page, like a user would)."""
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO
+from tests.flows.conftest import TARGET
+
+pytestmark = pytest.mark.slow
+CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync", "--no-first-run", "--window-size=1400,1600"]
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory):
+    if not (CHROMIUM.is_file() and CHROMEDRIVER.is_file()):
+        why = "needs Debian's chromium and chromium-driver: apt-get install -y chromium chromium-driver (.ci/run does)"
+        pytest.fail(why) if os.environ.get("CI") else pytest.skip(why)
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = str(CHROMIUM)
+    for flag in [*FLAGS, f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}"]:
+        opts.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=opts)
+    yield driver
+    driver.quit()
+
+
+def task_runs_on_page(driver, url: str, expected: int) -> dict[str, str]:
+    """Open a flow run's page, switch to its Task Runs tab, return {task run name: state shown}."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as EC
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    driver.get(url)
+    wait = WebDriverWait(driver, 60)
+    wait.until(EC.element_to_be_clickable((By.ID, "task-runs"))).click()
+    wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, ".task-run-list-item")) >= expected)
+    return {item.find_element(By.CSS_SELECTOR, ".state-list-item__name").text:
+            item.find_element(By.CSS_SELECTOR, ".state-badge").text
+            for item in driver.find_elements(By.CSS_SELECTOR, ".task-run-list-item")}
+
+
+def test_flow_run_page_lists_every_stage_completed(browser, built, prefect_api, tmp_path):
+    ui = prefect_api.removesuffix("/api")
+    assert task_runs_on_page(browser, f"{ui}/runs/flow-run/{built.flow_run_id}", len(built.stages)) == \
+        {stage: "Completed" for stage in built.stages}
+    shot = tmp_path / "flow-run.png"
+    assert browser.save_screenshot(str(shot)) and shot.stat().st_size > 10_000
+    print(f"screenshot: {shot}")
+
+
+@pytest.fixture(scope="module")
+def served(built, prefect_api, tmp_path_factory):
+    """`python -m flows ui --api-url ...`: both deployments served for the built project."""
+    from prefect import get_client
+
+    log = tmp_path_factory.mktemp("serve") / "serve.log"
+    cmd = [sys.executable, "-m", "flows", "ui", "--api-url", prefect_api, "--workspace", str(built.root),
+           "--target", TARGET, "--no-schedule"]
+    with open(log, "w") as out:
+        proc = subprocess.Popen(cmd, cwd=REPO, stdout=out, stderr=subprocess.STDOUT,
+                                env=os.environ | {"PREFECT_HOME": str(tmp_path_factory.mktemp("serve-home"))})
+    deadline = time.monotonic() + 90
+    with get_client(sync_client=True) as client:
+        while True:
+            try:
+                ids = {name: client.read_deployment_by_name(f"{name}/{name}").id for name in ("pipeline", "stage")}
+                break
+            except Exception:  # not registered yet
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    proc.kill()
+                    pytest.fail(f"deployments were not served:\n{log.read_text()}")
+                time.sleep(1)
+    yield ids
+    proc.terminate()
+    proc.wait(30)
+
+
+def wait_for_run(deployment_id, timeout: float = 180):
+    from prefect import get_client
+    from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
+
+    deadline = time.monotonic() + timeout
+    with get_client(sync_client=True) as client:
+        while time.monotonic() < deadline:
+            runs = client.read_flow_runs(deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[deployment_id])))
+            if runs and runs[0].state.is_final():
+                return runs[0]
+            time.sleep(1)
+    pytest.fail("the triggered flow run did not finish")
+
+
+def test_deployments_run_when_triggered(browser, built, served, prefect_api, tmp_path):
+    from prefect.deployments import run_deployment
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as EC
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    ui = prefect_api.removesuffix("/api")
+    browser.get(f"{ui}/deployments/deployment/{served['pipeline']}")
+    wait = WebDriverWait(browser, 60)
+    wait.until(EC.element_to_be_clickable((By.XPATH, "//button[normalize-space()='Run']"))).click()
+    wait.until(EC.element_to_be_clickable((By.XPATH, "//button[normalize-space()='Quick run']"))).click()
+    run = wait_for_run(served["pipeline"])
+    assert run.state.is_completed(), run.state.message
+    assert task_runs_on_page(browser, f"{ui}/runs/flow-run/{run.id}", len(built.stages)) == \
+        {stage: "Completed" for stage in built.stages}
+    browser.save_screenshot(str(tmp_path / "triggered-run.png"))
+
+    stage = run_deployment("stage/stage", parameters={"stage": "segment@scenes"}, timeout=180)
+    assert stage.state.is_completed(), stage.state.message
