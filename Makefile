@@ -7,7 +7,7 @@ export PATH := $(abspath $(BIN)):$(PATH)
 export DVC_NO_ANALYTICS := 1
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 
-.PHONY: run test venv bench clean
+.PHONY: run test venv bench ui clean
 
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -26,6 +26,12 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/features.py
+
+# Prefect server on 127.0.0.1:$(UI_PORT) + the `pipeline` (cron: params.yaml flows.schedule) and `stage`
+# deployments; Ctrl-C stops both. PREFECT_HOME (database, server log) lives outside the repository.
+UI_PORT ?= 4200
+ui: $(STAMP)
+	$(BIN)/python -m flows ui --port $(UI_PORT)
 
 clean:
 	rm -rf data .dvc/tmp bench/results
