@@ -5,6 +5,8 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
+import torchvision
 import yaml
 
 from storage.adapters.vqav2 import annotations_file, questions_file
@@ -42,8 +44,13 @@ def test_exp_run_overrides_add_a_real_dataset(tmp_path):
         elif src.is_file():
             (project / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy(src, project / name)
-    params = tiny_params({"datasets": ["nlvr2"], "prepare": {"nlvr2": {
-        "annotations": str(fx["nlvr2"]), "images": str(fx["nlvr2_images"]), "splits": ["dev"]}}})
+    # A trunk weight file of the user's own (as the papers' ImageNet file): nothing upstream of features to train.
+    weights = project / "weights" / "resnet18.pth"
+    weights.parent.mkdir()
+    torch.save(torchvision.models.resnet18(weights=None).state_dict(), weights)
+    params = tiny_params({"datasets": ["nlvr2"], "features": {"weights": "weights/resnet18.pth"},
+                          "prepare": {"nlvr2": {"annotations": str(fx["nlvr2"]), "images": str(fx["nlvr2_images"]),
+                                                "splits": ["dev"]}}})
     (project / "params.yaml").write_text(yaml.safe_dump(params))
     _sh(["git", "init", "-q"], project)
     _sh(["git", "add", "-A"], project)
