@@ -118,6 +118,7 @@ def build(annotations: str | None, images: str | None, *, splits: list[str], pro
     for subset in ("train2014", "val2014"):
         if subset in splits:
             questions = read_questions(b, bar(stream_json(files[subset], "questions.item"), subset), subset)
+
             def image(q: dict[str, Any], folder: str = IMAGE_FOLDER[subset]) -> tuple[str, Path]:
                 return f"coco-{q['image_id']}", coco_image(img_root, folder, q["image_id"])
 
