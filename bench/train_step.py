@@ -109,7 +109,7 @@ def part_a(args: argparse.Namespace) -> dict[str, Any]:
 
 def part_b(args: argparse.Namespace) -> dict[str, Any]:
     """Phase 2 on reordered vs random batches, held-out ITC+ITM loss against steps."""
-    from stages import pretrain
+    from stages import modelcfg
     from stages.pairs import PairCollator, feature_meta, grouped_plan, load_samples, random_plan
     from stages.reorder import read_groups
     from stages.trainer import load_weights
@@ -125,7 +125,7 @@ def part_b(args: argparse.Namespace) -> dict[str, Any]:
         torch.manual_seed(pcfg.seed)
         model = build_model(mcfg, C, K, phase=2)
         model.load_state_dict(load_weights(Path("data/checkpoints/pretrain_warmup/model.pt")))
-        groups_ = pretrain.optim_groups(model, pcfg.main, 2)
+        groups_ = modelcfg.optim_groups(model.parameter_groups(), pcfg.main)
         opts = [torch.optim.AdamW(g.params, lr=g.lr, weight_decay=g.weight_decay) if g.optimizer == "adamw"
                 else torch.optim.SGD(g.params, lr=g.lr, momentum=g.momentum, weight_decay=g.weight_decay)
                 for g in groups_]

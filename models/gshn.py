@@ -95,10 +95,14 @@ class GSHN(nn.Module):
         almost identical for every input (cosine ~0.9998 at init) and contrastive learning stalls
         at log B; ALBEF can use [CLS] because it starts from pretrained encoders.
         """
+        return self.image_cls(tokens, node_mask), self.text_cls(text_ids, text_mask)
+
+    def image_cls(self, tokens: Tensor, node_mask: Tensor) -> Tensor:
         img_mask = torch.cat([torch.ones_like(node_mask[:, :1]), node_mask], 1)
-        img = _masked_mean(self.transformer.encode_image(tokens, node_mask), img_mask)
-        txt = _masked_mean(self.transformer.encode_text(text_ids, text_mask), text_mask)
-        return img, txt
+        return _masked_mean(self.transformer.encode_image(tokens, node_mask), img_mask)
+
+    def text_cls(self, text_ids: Tensor, text_mask: Tensor) -> Tensor:
+        return _masked_mean(self.transformer.encode_text(text_ids, text_mask), text_mask)
 
     def itm_logits(self, text_ids: Tensor, text_mask: Tensor, tokens: Tensor, node_mask: Tensor) -> Tensor:
         return self.itm(self.transformer(text_ids, text_mask, tokens, node_mask)[:, 0])

@@ -111,9 +111,15 @@ class ContrastiveHead(nn.Module):
         self.txt_proj = nn.Linear(d, dim)
         self.temperature = Temperature(temp)
 
+    def embed_image(self, img_cls: Tensor) -> Tensor:
+        return F.normalize(self.img_proj(img_cls), dim=-1)
+
+    def embed_text(self, txt_cls: Tensor) -> Tensor:
+        return F.normalize(self.txt_proj(txt_cls), dim=-1)
+
     def embed(self, img_cls: Tensor, txt_cls: Tensor) -> tuple[Tensor, Tensor]:
         """(B, d), (B, d) -> normalised (B, dim) image and text embeddings."""
-        return F.normalize(self.img_proj(img_cls), dim=-1), F.normalize(self.txt_proj(txt_cls), dim=-1)
+        return self.embed_image(img_cls), self.embed_text(txt_cls)
 
     def forward(self, img_cls: Tensor, txt_cls: Tensor, img_queue: Tensor | None = None,
                 txt_queue: Tensor | None = None) -> tuple[Tensor, Tensor]:

@@ -1,12 +1,16 @@
-"""params.yaml `model` section -> a GSHN model (presets and sizes from models/presets.py)."""
+"""params.yaml `model` section -> a GSHN model (presets and sizes from models/presets.py), and its optimizer groups."""
 from __future__ import annotations
 
 import dataclasses
+from typing import Protocol
+
+from torch import nn
 
 from models.gshn import GSHN, TextSpec
 from models.hybrid import VisualConfig
 from models.presets import PRESETS, SIZES
 from models.text import TransformerConfig, build_tokenizer, load_minilm
+from stages import trainer
 from stages.cli import StageError
 from stages.params import ModelParams
 
@@ -43,3 +47,21 @@ def build_model(cfg: ModelParams, feat_dim: int, K: int, phase: int) -> GSHN:
         except ValueError as e:
             raise StageError(f"model.text_init=minilm: {e} (use model.size: minilm)") from None
     return model
+
+
+class OptimSettings(Protocol):
+    lr: float
+    weight_decay: float
+    snn_lr: float
+    snn_weight_decay: float
+
+
+def optim_groups(params: dict[str, list[nn.Parameter]], cfg: OptimSettings,
+                 snn_frozen: bool = False) -> list[trainer.OptimGroup]:
+    """The papers' optimisers: AdamW for the transformer, GAT and heads (`main`); SGD momentum 0.9
+    for the SNN (`snn`, frozen in pretraining phase 1). `params` is a model's parameter_groups()."""
+    out = [trainer.OptimGroup("main", params["main"], "adamw", cfg.lr, cfg.weight_decay)]
+    if params["snn"]:
+        out.append(trainer.OptimGroup("snn", params["snn"], "sgd", cfg.snn_lr, cfg.snn_weight_decay,
+                                      momentum=0.9, frozen=snn_frozen))
+    return out

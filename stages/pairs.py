@@ -28,6 +28,7 @@ class Samples:
     image_ids: list[str] = field(default_factory=list)
     datasets: list[str] = field(default_factory=list)
     captions: list[list[str]] = field(default_factory=list)
+    caption_ids: list[list[str]] = field(default_factory=list)   # parallel to `captions`
     missing: int = 0            # captions whose image has no node features
 
     def __len__(self) -> int:
@@ -35,7 +36,7 @@ class Samples:
 
     def subset(self, idx: list[int]) -> "Samples":
         return Samples([self.image_ids[i] for i in idx], [self.datasets[i] for i in idx],
-                       [self.captions[i] for i in idx])
+                       [self.captions[i] for i in idx], [self.caption_ids[i] for i in idx])
 
 
 def load_samples(datasets: list[str], split: str) -> Samples:
@@ -44,16 +45,17 @@ def load_samples(datasets: list[str], split: str) -> Samples:
     for ds in datasets:
         with ShardReader(layout.features(ds)) as shards:
             have = set(shards.ids)
-        by_image: dict[str, list[str]] = {}
+        by_image: dict[str, list[tuple[str, str]]] = {}
         for r in read_table(table_path(layout.prepared(ds), "captions"), "captions").to_pylist():
             if r["split"] != split:
                 continue
             if r["image_id"] not in have:
                 out.missing += 1
                 continue
-            by_image.setdefault(r["image_id"], []).append(r["text"])
+            by_image.setdefault(r["image_id"], []).append((r["caption_id"], r["text"]))
         for image_id, caps in by_image.items():
-            out.image_ids.append(image_id), out.datasets.append(ds), out.captions.append(caps)
+            out.image_ids.append(image_id), out.datasets.append(ds)
+            out.captions.append([t for _, t in caps]), out.caption_ids.append([c for c, _ in caps])
     if not out.image_ids:
         raise StageError(f"no {split} image-text pairs in {datasets}: do these datasets have captions and features?")
     return out

@@ -254,6 +254,53 @@ class ReorderParams(Section):
     batch_size: int = Field(128, ge=1)                 # embedding / ITM scoring batch
 
 
+# ---- downstream: finetune, evaluate, report ----------------------------------------------
+class TaskParams(Section):
+    datasets: list[str] = ["scenes"]
+    epochs: int = Field(2, ge=1, le=1000)
+    lr: float = Field(1e-4, gt=0)                      # AdamW: transformer, GAT, head
+    snn_lr: float = Field(1e-2, gt=0)                  # SGD momentum 0.9: the SNN
+    weight_decay: float = Field(1e-2, ge=0)
+    snn_weight_decay: float = Field(5e-4, ge=0)
+    batch_size: int = Field(64, ge=2, le=4096)         # samples per step (all samples of an image together)
+    max_samples: int | None = Field(None, ge=2)        # per epoch (a CPU budget); null = the whole split
+    blind_epochs: int = Field(2, ge=1, le=1000)        # the text-only baseline (not for itr)
+
+    @model_validator(mode="after")
+    def _known_datasets(self) -> "TaskParams":
+        bad = [d for d in self.datasets if d not in DATASETS]
+        if bad or not self.datasets:
+            raise ValueError(f"datasets must be a non-empty list of {list(DATASETS)}, got {self.datasets}")
+        return self
+
+
+class VqaTaskParams(TaskParams):
+    datasets: list[str] = ["scenes", "easy_vqa"]
+    min_answer_count: int = Field(1, ge=1)             # answers of fewer train questions leave the vocabulary
+
+
+class FinetuneParams(Section):
+    vqa: VqaTaskParams = VqaTaskParams()
+    ve: TaskParams = TaskParams()
+    nlvr2: TaskParams = TaskParams()
+    itr: TaskParams = TaskParams()
+    warmup_ratio: float = Field(0.1, ge=0.0, lt=1.0)
+    grad_clip: float | None = Field(1.0, gt=0)
+    seed: int = 0
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+
+
+class EvaluateParams(Section):
+    batch_size: int = Field(256, ge=1)
+    itr_candidates: int = Field(16, ge=10, le=1024)    # ITC top-k re-ranked by ITM (>= 10 for R@10)
+    examples: int = Field(8, ge=0, le=100)             # predictions kept for the report
+
+
+class ReportParams(Section):
+    overlays: int = Field(6, ge=0, le=50)              # segment overlays per dataset
+    retrieval_examples: int = Field(4, ge=0, le=20)
+
+
 # ---- orchestration (flows/; no DVC stage reads this section) -----------------------------
 class FlowsParams(Section):
     schedule: str | None = "0 3 * * *"          # cron of the `pipeline` deployment; null = on demand only
@@ -270,6 +317,9 @@ SECTIONS: dict[str, type[Section]] = {
     "model": ModelParams,
     "pretrain": PretrainParams,
     "reorder": ReorderParams,
+    "finetune": FinetuneParams,
+    "evaluate": EvaluateParams,
+    "report": ReportParams,
     "flows": FlowsParams,
 }
 TOP_LEVEL = {"datasets", *SECTIONS}

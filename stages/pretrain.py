@@ -27,7 +27,7 @@ from models.gshn import GSHN
 from stages import layout, params, trainer
 from stages.cli import EXPECTED, StageError, progress_enabled, setup_logging
 from stages.metrics import recall_at_k
-from stages.modelcfg import build_model
+from stages.modelcfg import build_model, optim_groups
 from stages.pairs import PairCollator, Samples, feature_meta, grouped_plan, load_samples, random_plan
 from stages.reorder import read_groups
 from storage.atomic import write_json
@@ -50,16 +50,6 @@ def code_digest() -> str:
     files = sorted((here.parent / "models").glob("*.py")) + [here / f for f in
                                                               ("pretrain.py", "trainer.py", "pairs.py", "modelcfg.py")]
     return hashlib.sha256("".join(_digest(f) for f in files).encode()).hexdigest()
-
-
-def optim_groups(model: GSHN, cfg: params.PhaseParams, phase: int) -> list[trainer.OptimGroup]:
-    """AdamW for the transformer, GAT and heads; SGD momentum 0.9 for the SNN (frozen in phase 1)."""
-    groups = model.parameter_groups()
-    out = [trainer.OptimGroup("main", groups["main"], "adamw", cfg.lr, cfg.weight_decay)]
-    if groups["snn"]:
-        out.append(trainer.OptimGroup("snn", groups["snn"], "sgd", cfg.snn_lr, cfg.snn_weight_decay,
-                                      momentum=0.9, frozen=phase == 1))
-    return out
 
 
 @torch.inference_mode()
@@ -149,7 +139,7 @@ def run(phase: str) -> dict[str, Any]:
     out = out_dir(phase)
     log.info("%s: preset %s/%s, %d train images (%d captions without features), objectives %s, %d epochs",
              STAGES[phase], mcfg.preset, mcfg.size, len(train), train.missing, ",".join(model.objectives), ph.epochs)
-    metrics = trainer.fit(model, optim_groups(model, ph, n_phase), plan, collate, cfg, out,
+    metrics = trainer.fit(model, optim_groups(model.parameter_groups(), ph, snn_frozen=n_phase == 1), plan, collate, cfg, out,
                           progress=progress_enabled(), fingerprint=fp)
     if int(os.environ.get("RANK", "0")) == 0:  # after torchrun, only rank 0 evaluates
         model.cpu()

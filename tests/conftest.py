@@ -20,6 +20,10 @@ TINY_PARAMS: dict[str, Any] = {
                            "questions_per_image": 2, "ve_per_image": 1}},
     "segment": {"image_size": 64, "work_size": 32, "shard_size": 8, "workers": 1},
     "features": {"max_nodes": 12, "batch_size": 8, "shard_size": 8, "workers": 1},
+    "finetune": {t: {"datasets": ["scenes"], "epochs": 1, "blind_epochs": 1, "batch_size": 8}
+                 for t in ("vqa", "ve", "nlvr2", "itr")},
+    "evaluate": {"batch_size": 16, "itr_candidates": 10, "examples": 2},
+    "report": {"overlays": 2, "retrieval_examples": 1},
 }
 
 

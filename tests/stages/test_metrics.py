@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from stages.metrics import recall_at_k
+from stages.metrics import chance_recall, recall_at_k, top1_accuracy
 
 
 def test_recall_hand_worked():
@@ -22,3 +22,21 @@ def test_ties_are_stable_and_shape_checked():
     assert recall_at_k(np.zeros((1, 3)), [{0}], (1,)) == {1: 1.0}  # stable order: the first of equals wins
     with pytest.raises(ValueError, match="2 queries but 1"):
         recall_at_k(np.zeros((2, 3)), [{0}])
+
+
+def test_top1_accuracy():
+    assert top1_accuracy(["a", "b", "c", "a"], ["a", "b", "a", "b"]) == 0.5
+    with pytest.raises(ValueError, match="3 predictions for 2"):
+        top1_accuracy([1, 2, 3], [1, 2])
+    with pytest.raises(ValueError, match="empty"):
+        top1_accuracy([], [])
+
+
+def test_chance_recall_hand_worked():
+    assert chance_recall(1, 1000) == pytest.approx(0.001)
+    assert chance_recall(5, 1000) == pytest.approx(0.005)
+    # 5 true captions among 5000: 1 - (4995/5000)(4994/4999) for K=2
+    assert chance_recall(2, 5000, 5) == pytest.approx(1 - (4995 / 5000) * (4994 / 4999))
+    assert chance_recall(20, 10) == 1.0
+    with pytest.raises(ValueError):
+        chance_recall(1, 3, 4)

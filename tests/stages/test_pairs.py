@@ -2,7 +2,8 @@ from stages.pairs import Samples, caption_choice, grouped_plan, random_plan
 
 
 def _samples(n):
-    return Samples([f"i{i}" for i in range(n)], ["d"] * n, [[f"c{i}-{j}" for j in range(1 + i % 3)] for i in range(n)])
+    captions = [[f"c{i}-{j}" for j in range(1 + i % 3)] for i in range(n)]
+    return Samples([f"i{i}" for i in range(n)], ["d"] * n, captions, [[f"id-{c}" for c in cs] for cs in captions])
 
 
 def test_random_plan_is_a_partition_and_never_leaves_a_batch_of_one():

@@ -1,0 +1,100 @@
+"""Downstream classifiers on top of a pretrained GSHN: VQA, visual entailment, NLVR2.
+
+The joint [CLS] of the single-stream transformer (text + visual tokens) feeds a task head.
+NLVR2 encodes the sentence with each image and concatenates the two [CLS]. The `blind`
+variant (the text-only baseline) has the same transformer and head, but no visual tokens:
+its [CLS] comes from the text-only pass. Each image slot of a batch holds the distinct images
+once (a NodeBatch) and an index from samples to them, so several questions about one image cost
+one visual-encoder pass.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from models import heads
+from models.gshn import GSHN
+from models.hybrid import VisualEncoder
+from models.nodes import NodeBatch
+from models.text import SingleStreamTransformer
+
+TASKS = ("vqa", "ve", "nlvr2")
+IMAGES_PER_SAMPLE = {"vqa": 1, "ve": 1, "nlvr2": 2}
+
+
+@dataclass
+class TaskBatch:
+    text_ids: Tensor             # (B, L)
+    text_mask: Tensor            # (B, L)
+    images: list[NodeBatch]      # IMAGES_PER_SAMPLE[task] slots of distinct images; empty for the blind model
+    image_index: list[Tensor]    # per slot: (B,) row of that slot's NodeBatch for each sample
+    targets: Tensor              # VQA: (B, A) soft scores; VE / NLVR2: (B,) class ids
+
+    def to(self, device: torch.device | str) -> "TaskBatch":
+        return TaskBatch(self.text_ids.to(device), self.text_mask.to(device), [n.to(device) for n in self.images],
+                         [i.to(device) for i in self.image_index], self.targets.to(device))
+
+
+class TaskModel(nn.Module):
+    def __init__(self, task: str, transformer: SingleStreamTransformer, visual: VisualEncoder | None,
+                 n_out: int, dropout: float = 0.1) -> None:
+        super().__init__()
+        if task not in TASKS:
+            raise ValueError(f"unknown task {task!r}; known: {TASKS}")
+        if n_out < 2:
+            raise ValueError(f"a {task} head needs at least 2 outputs, got {n_out}")
+        self.task, self.n_out = task, n_out
+        self.transformer, self.visual = transformer, visual
+        d = transformer.cfg.d
+        self.head = heads.MLPHead(d * IMAGES_PER_SAMPLE[task], n_out, dropout=dropout)
+
+    @classmethod
+    def from_pretrained(cls, model: GSHN, task: str, n_out: int, blind: bool = False,
+                        dropout: float = 0.1) -> "TaskModel":
+        """Takes the pretrained transformer (and visual encoder unless blind); pretraining heads are left out."""
+        return cls(task, model.transformer, None if blind else model.visual, n_out, dropout)
+
+    @property
+    def blind(self) -> bool:
+        return self.visual is None
+
+    def joint_cls(self, text_ids: Tensor, text_mask: Tensor, nodes: NodeBatch | None = None,
+                  index: Tensor | None = None) -> Tensor:
+        """[CLS] of the joint pass of each text with image `index[b]` of `nodes` (text-only when blind)."""
+        if self.visual is None:
+            return self.transformer.encode_text(text_ids, text_mask)[:, 0]
+        if nodes is None or index is None:
+            raise ValueError("this model needs images: the batch has none")
+        tokens = self.visual(nodes).tokens
+        return self.transformer(text_ids, text_mask, tokens[index], nodes.node_mask[index])[:, 0]
+
+    def logits(self, batch: TaskBatch) -> Tensor:
+        want = 0 if self.blind else IMAGES_PER_SAMPLE[self.task]
+        if len(batch.images) != want or len(batch.image_index) != want:
+            raise ValueError(f"{self.task}{' (blind)' if self.blind else ''} needs {want} image slots, "
+                             f"the batch has {len(batch.images)}")
+        if self.blind:
+            cls = [self.joint_cls(batch.text_ids, batch.text_mask)] * IMAGES_PER_SAMPLE[self.task]
+        else:
+            cls = [self.joint_cls(batch.text_ids, batch.text_mask, nodes, index)
+                   for nodes, index in zip(batch.images, batch.image_index)]
+        return self.head(heads.pair_features(*cls) if len(cls) == 2 else cls[0])
+
+    def forward(self, batch: TaskBatch) -> dict[str, Tensor]:
+        logits = self.logits(batch)
+        if self.task == "vqa":
+            out = {"loss": heads.vqa_loss(logits, batch.targets), "acc": heads.vqa_score(logits, batch.targets)}
+        else:
+            out = {"loss": heads.class_loss(logits, batch.targets), "acc": heads.class_accuracy(logits, batch.targets)}
+        for branch in self.visual.spiking_branches() if self.visual is not None else []:
+            rates = branch.snn.firing_rates()
+            out["firing_rate"] = torch.tensor(sum(rates.values()) / max(len(rates), 1))
+        return out
+
+    def parameter_groups(self) -> dict[str, list[nn.Parameter]]:
+        """`snn`: the SNN encoders (SGD); `main`: everything else (AdamW)."""
+        snn = {id(p) for p in self.visual.snn_parameters()} if self.visual is not None else set()
+        return {"snn": [p for p in self.parameters() if id(p) in snn],
+                "main": [p for p in self.parameters() if id(p) not in snn]}

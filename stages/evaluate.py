@@ -1,0 +1,341 @@
+"""Stage `evaluate@<task>`: test-split metrics of the finetuned models beside their baselines.
+
+`python -m stages.evaluate --task vqa` writes, per dataset of `finetune.<task>.datasets`:
+- vqa: the official VQA accuracy overall and per answer type, for the model, the text-only
+  (blind) model and the answer prior (the most frequent train answer for every question);
+- ve / nlvr2: top-1 accuracy (VE also per label) for the model, the blind model and the majority
+  label;
+- itr: Recall@1/5/10 image->text and text->image of ITC alone and of ITC top-k re-ranked by ITM,
+  beside chance; with 5 captions per image an image query hits if any of its captions is retrieved.
+Every figure comes with its counts: test rows, evaluated, rows whose images have no features and
+unlabelled rows (benchmark test questions); nothing is skipped silently.
+Outputs: data/metrics/<task>.json (`dvc metrics show`), data/evaluate/<task>/<dataset>/
+predictions.jsonl (every test sample) and examples.json (for the report), and submission files
+for real benchmarks' unlabelled test splits (storage/submissions.py).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from models.downstream import TaskModel
+from models.gshn import GSHN
+from models.text import tokenize
+from stages import layout, params, trainer
+from stages.cli import EXPECTED, StageError, progress_enabled, setup_logging
+from stages.finetune import META, TASKS, task_dir
+from stages.metrics import chance_recall, recall_at_k, top1_accuracy
+from stages.modelcfg import build_model
+from stages.pairs import PairCollator, Samples, load_samples
+from stages.tasks import TaskCollator, TaskData, image_batches, load_task
+from stages.vqa_answers import accuracy, build_vocab
+from storage import submissions
+from storage.atomic import atomic_open, write_json
+from storage.tables import read_table, table_path
+
+log = logging.getLogger("stages.evaluate")
+KS = (1, 5, 10)
+
+
+def metrics_path(task: str) -> Path:
+    return layout.DATA / "metrics" / f"{task}.json"
+
+
+def out_dir(task: str, dataset: str) -> Path:
+    return layout.DATA / "evaluate" / task / dataset
+
+
+# ---- loading the finetuned models -------------------------------------------------------
+def read_meta(task: str, dataset: str, mcfg: params.ModelParams) -> dict[str, Any]:
+    """The finetuned models' meta.json, refused if it does not fit the current params."""
+    path = task_dir(task, dataset) / META
+    if not path.is_file():
+        raise StageError(f"{path} not found: run `dvc repro finetune@{task}` first")
+    meta = json.loads(path.read_text())
+    if (meta.get("preset"), meta.get("size")) != (mcfg.preset, mcfg.size):
+        raise StageError(f"{task_dir(task, dataset)} was finetuned from model preset {meta.get('preset')!r} "
+                         f"(size {meta.get('size')!r}) but params.yaml has {mcfg.preset!r} ({mcfg.size!r}); "
+                         f"rerun `dvc repro finetune@{task}`")
+    return meta
+
+
+def _load(model: torch.nn.Module, path: Path, what: str) -> None:
+    sd = trainer.load_weights(path)
+    try:
+        model.load_state_dict(sd)
+    except RuntimeError as e:
+        lines = str(e).splitlines()
+        raise StageError(f"{path} does not fit {what} ({lines[1].strip() if len(lines) > 1 else lines[0]}); "
+                         f"rerun the finetune stage") from None
+
+
+def load_task_model(task: str, dataset: str, variant: str, meta: dict[str, Any],
+                    mcfg: params.ModelParams) -> TaskModel:
+    path = task_dir(task, dataset) / variant / trainer.WEIGHTS
+    n_out = len(meta["answers"]) if task == "vqa" else meta["n_out"]
+    head = trainer.load_weights(path).get("head.net.4.weight")
+    if head is not None and head.shape[0] != n_out:
+        raise StageError(f"{path}: its head has {head.shape[0]} outputs but {task_dir(task, dataset) / META} lists "
+                         f"{n_out} {'answers' if task == 'vqa' else 'labels'}: incompatible answer vocabulary; "
+                         f"rerun `dvc repro finetune@{task}`")
+    base = build_model(mcfg, meta["channels"], meta["max_nodes"], phase=2)
+    model = TaskModel.from_pretrained(base, task, n_out, blind=variant == "blind", dropout=mcfg.dropout)
+    _load(model, path, f"a {variant} {task} model of preset {mcfg.preset}/{mcfg.size}")
+    return model.eval()
+
+
+# ---- classification tasks ---------------------------------------------------------------
+@torch.inference_mode()
+def predict(model: TaskModel, data: TaskData, collate: TaskCollator, batch_size: int) -> np.ndarray:
+    """Arg-max head output of every sample, in data order."""
+    out = np.zeros(len(data), dtype=np.int64)
+    batches = image_batches(data, batch_size, seed=None)
+    for idx in _progress(batches, f"{data.task}/{data.dataset}"):
+        out[idx] = model.logits(collate(idx)).argmax(1).numpy()
+    return out
+
+
+def _progress(items: list, desc: str) -> Any:
+    if not progress_enabled():
+        return items
+    from tqdm import tqdm
+    return tqdm(items, desc=desc, unit="batch")
+
+
+def evaluate_classifier(task: str, dataset: str, ecfg: params.EvaluateParams,
+                        mcfg: params.ModelParams) -> dict[str, Any]:
+    meta = read_meta(task, dataset, mcfg)
+    data = load_task(task, dataset, "test", labelled=False)
+    train = load_task(task, dataset, "train")
+    names = meta["answers"] if task == "vqa" else meta["labels"]
+    vocab = {a: i for i, a in enumerate(names)} if task == "vqa" else None
+    preds: dict[str, list[str]] = {}
+    for variant in ("model", "blind"):
+        model = load_task_model(task, dataset, variant, meta, mcfg)
+        collate = TaskCollator(data, meta["max_nodes"], meta["max_text_len"], vocab, blind=variant == "blind")
+        preds[variant] = [names[i] for i in predict(model, data, collate, ecfg.batch_size)]
+        collate.close()
+    if task == "vqa":
+        prior = build_vocab(train.labels, 1)[0]
+        truth = [list(a) for a in data.labels]
+    else:
+        prior = names[Counter(train.labels).most_common(1)[0][0]]
+        truth = [names[y] for y in data.labels]
+    preds["prior"] = [prior] * len(data)
+    labelled = [i for i in range(len(data)) if task != "vqa" or data.labels[i]]
+    if not labelled:
+        raise StageError(f"{dataset}: no labelled {task} test samples to score ({len(data)} unlabelled)")
+
+    def score(pred: list[str], idx: list[int]) -> float:
+        if task == "vqa":
+            return float(np.mean([accuracy(pred[i], truth[i]) for i in idx]))
+        return top1_accuracy([pred[i] for i in idx], [truth[i] for i in idx])
+
+    result: dict[str, Any] = {v: score(p, labelled) for v, p in preds.items()}
+    result["margin_over_blind"] = result["model"] - result["blind"]
+    result["margin_over_prior"] = result["model"] - result["prior"]
+    if task == "vqa":
+        result["prior_answer"] = prior
+    groups = data.answer_types if task == "vqa" else truth
+    by_group: dict[str, list[int]] = {}
+    for i in labelled:
+        by_group.setdefault(str(groups[i]), []).append(i)
+    result["per_answer_type" if task == "vqa" else "per_label"] = {
+        g: {"samples": len(idx), **{v: score(p, idx) for v, p in preds.items()}} for g, idx in sorted(by_group.items())}
+    result["counts"] = {"test_rows": data.given + data.unlabelled, "evaluated": len(labelled),
+                        "missing_features": data.missing, "unlabelled": len(data) - len(labelled)}
+    _write_predictions(task, dataset, data, preds, truth, ecfg.examples)
+    _write_submissions(task, dataset, data, preds["model"])
+    return result
+
+
+def _write_predictions(task: str, dataset: str, data: TaskData, preds: dict[str, list[str]],
+                       truth: list[Any], examples: int) -> None:
+    out = out_dir(task, dataset)
+    rows = [{"id": data.ids[i], "images": list(data.images[i]), "text": data.texts[i],
+             "prediction": preds["model"][i], "blind": preds["blind"][i], "truth": truth[i],
+             **({"answer_type": data.answer_types[i]} if task == "vqa" else {})} for i in range(len(data))]
+    with atomic_open(out / "predictions.jsonl", "w") as fh:
+        for r in rows:
+            fh.write(json.dumps(r) + "\n")
+    step = max(1, len(rows) // max(examples, 1))
+    write_json(out / "examples.json", rows[::step][:examples])
+
+
+def _write_submissions(task: str, dataset: str, data: TaskData, predicted: list[str]) -> None:
+    """Upload files for benchmarks whose test answers are withheld."""
+    sub = out_dir(task, dataset) / "submission"
+    by_id = dict(zip(data.ids, predicted))
+    table = read_table(table_path(layout.prepared(dataset), task), task).to_pylist()
+    test = [r for r in table if r["split"] == "test"]
+    missing = [r for r in test if r[{"vqa": "question_id", "ve": "pair_id", "nlvr2": "pair_id"}[task]] not in by_id]
+    if dataset == "vqav2" and task == "vqa":
+        if missing:
+            raise StageError(f"vqav2: {len(missing)} test questions have no node features, so the EvalAI files would "
+                             f"be incomplete; see data/features/vqav2/rejects.parquet")
+        dev = [r["question_id"] for r in test if r.get("subset") == "test-dev2015"]
+        if dev:
+            submissions.write_vqa_results(sub / "vqa_test-dev2015_results.json", by_id, dev)
+        submissions.write_vqa_results(sub / "vqa_test2015_results.json", by_id, [r["question_id"] for r in test])
+    elif dataset == "gqa" and task == "vqa":
+        ids = [r["question_id"] for r in test if r["question_id"] in by_id]
+        submissions.write_gqa_predictions(sub / "gqa_testdev_predictions.json", by_id, ids)
+    elif dataset == "nlvr2" and task == "nlvr2":
+        ids = [r["pair_id"] for r in test if r["pair_id"] in by_id]
+        submissions.write_nlvr2_predictions(sub / "nlvr2_test_predictions.csv",
+                                            {k: v == "true" for k, v in by_id.items()}, ids)
+
+
+# ---- image-text retrieval ---------------------------------------------------------------
+@torch.inference_mode()
+def _embed(model: GSHN, test: Samples, collate: PairCollator, batch_size: int) -> dict[str, Any]:
+    """ITC embeddings of every image and caption, the visual tokens and token ids for ITM."""
+    img, tokens, masks = [], [], []
+    for start in _progress(list(range(0, len(test), batch_size)), "itr: images"):
+        nodes = collate([(i, 0) for i in range(start, min(start + batch_size, len(test)))]).nodes
+        vis = model.visual(nodes)
+        pad = collate.K - vis.tokens.shape[1]
+        tokens.append(torch.nn.functional.pad(vis.tokens, (0, 0, 0, pad)))
+        masks.append(torch.nn.functional.pad(nodes.node_mask, (0, pad)))
+        img.append(model.itc.embed_image(model.image_cls(vis.tokens, nodes.node_mask)))
+    texts = [c for cs in test.captions for c in cs]
+    ids, tmask = tokenize(collate.tokenizer, texts, collate.max_len)
+    txt = [model.itc.embed_text(model.text_cls(ids[s: s + batch_size], tmask[s: s + batch_size]))
+           for s in range(0, len(texts), batch_size)]
+    return {"img": torch.cat(img), "txt": torch.cat(txt), "tokens": torch.cat(tokens), "node_mask": torch.cat(masks),
+            "text_ids": ids, "text_mask": tmask,
+            "caption_image": [i for i in range(len(test)) for _ in test.captions[i]]}
+
+
+@torch.inference_mode()
+def _itm_scores(model: GSHN, emb: dict[str, Any], pairs: list[tuple[int, int]], batch_size: int) -> np.ndarray:
+    """ITM match probability of (image, caption) index pairs."""
+    out = []
+    for start in _progress(list(range(0, len(pairs), batch_size)), "itr: ITM re-ranking"):
+        chunk = pairs[start: start + batch_size]
+        im = torch.tensor([i for i, _ in chunk])
+        tx = torch.tensor([t for _, t in chunk])
+        logits = model.itm_logits(emb["text_ids"][tx], emb["text_mask"][tx], emb["tokens"][im], emb["node_mask"][im])
+        out.append(logits.softmax(1)[:, 1])
+    return torch.cat(out).numpy() if out else np.zeros(0)
+
+
+def rerank(sim: np.ndarray, k: int, score: Any) -> np.ndarray:
+    """`sim` with each query's ITC top-k moved ahead of the rest, ordered by score(query, candidates)."""
+    k = min(k, sim.shape[1])
+    top = np.argsort(-sim, axis=1, kind="stable")[:, :k]
+    out = sim - sim.max() - 2.0          # every non-candidate below every candidate
+    s = score(top)                        # (queries, k) in [0, 1]
+    np.put_along_axis(out, top, s, axis=1)
+    return out
+
+
+def evaluate_itr(dataset: str, ecfg: params.EvaluateParams, mcfg: params.ModelParams) -> dict[str, Any]:
+    meta = read_meta("itr", dataset, mcfg)
+    model = build_model(mcfg, meta["channels"], meta["max_nodes"], phase=2)
+    _load(model, task_dir("itr", dataset) / "model" / trainer.WEIGHTS, f"model preset {mcfg.preset}/{mcfg.size}")
+    model.eval()
+    test = load_samples([dataset], "test")
+    collate = PairCollator(test, meta["max_nodes"], meta["max_text_len"])
+    emb = _embed(model, test, collate, ecfg.batch_size)
+    collate.close()
+    sim = (emb["img"] @ emb["txt"].T).numpy()            # images x captions
+    cap_img = np.array(emb["caption_image"])
+    gt_i2t = [set(np.flatnonzero(cap_img == i).tolist()) for i in range(len(test))]
+    gt_t2i = [{int(i)} for i in cap_img]
+    k = ecfg.itr_candidates
+
+    def i2t_score(top: np.ndarray) -> np.ndarray:
+        pairs = [(q, int(c)) for q in range(top.shape[0]) for c in top[q]]
+        return _itm_scores(model, emb, pairs, ecfg.batch_size).reshape(top.shape)
+
+    def t2i_score(top: np.ndarray) -> np.ndarray:
+        pairs = [(int(c), q) for q in range(top.shape[0]) for c in top[q]]
+        return _itm_scores(model, emb, pairs, ecfg.batch_size).reshape(top.shape)
+
+    i2t, t2i = rerank(sim, k, i2t_score), rerank(sim.T, k, t2i_score)
+    per_image = round(len(cap_img) / len(test))
+    result: dict[str, Any] = {}
+    for name, (a, b) in {"itc": (sim, sim.T), "itm_rerank": (i2t, t2i)}.items():
+        r_i2t, r_t2i = recall_at_k(a, gt_i2t, KS), recall_at_k(b, gt_t2i, KS)
+        result[name] = {**{f"i2t_r{k_}": v for k_, v in r_i2t.items()}, **{f"t2i_r{k_}": v for k_, v in r_t2i.items()}}
+        result[name]["rsum"] = sum(r_i2t.values()) + sum(r_t2i.values())
+    result["chance"] = {**{f"i2t_r{k_}": chance_recall(k_, len(cap_img), per_image) for k_ in KS},
+                        **{f"t2i_r{k_}": chance_recall(k_, len(test)) for k_ in KS}}
+    result["candidates"] = k
+    result["counts"] = {"images": len(test), "captions": len(cap_img), "missing_features": test.missing}
+    _write_retrieval(dataset, test, i2t, t2i, cap_img, ecfg.examples)
+    return result
+
+
+def _write_retrieval(dataset: str, test: Samples, i2t: np.ndarray, t2i: np.ndarray, cap_img: np.ndarray,
+                     examples: int) -> None:
+    out = out_dir("itr", dataset)
+    cap_ids = [c for cs in test.caption_ids for c in cs]
+    cap_text = [c for cs in test.captions for c in cs]
+    top_i2t = np.argsort(-i2t, axis=1, kind="stable")[:, :10]
+    top_t2i = np.argsort(-t2i, axis=1, kind="stable")[:, :10]
+    submissions.write_retrieval_ranks(out / "i2t_ranks.jsonl", {test.image_ids[q]: [cap_ids[c] for c in top_i2t[q]]
+                                                                  for q in range(len(test))}, test.image_ids)
+    submissions.write_retrieval_ranks(out / "t2i_ranks.jsonl", {cap_ids[q]: [test.image_ids[c] for c in top_t2i[q]]
+                                                                  for q in range(len(cap_ids))}, cap_ids)
+    step = max(1, len(test) // max(examples, 1))
+    write_json(out / "examples.json", {
+        "i2t": [{"image": test.image_ids[q], "truth": test.captions[q],
+                 "top5": [{"caption": cap_text[c], "correct": bool(cap_img[c] == q)} for c in top_i2t[q, :5]]}
+                for q in range(0, len(test), step)][:examples],
+        "t2i": [{"caption": cap_text[q], "truth": test.image_ids[cap_img[q]],
+                 "top5": [{"image": test.image_ids[c], "correct": bool(c == cap_img[q])} for c in top_t2i[q, :5]]}
+                for q in range(0, len(cap_ids), step * 5)][:examples]})
+
+
+# ---- entry point ------------------------------------------------------------------------
+def run(task: str) -> dict[str, Any]:
+    if task not in TASKS:
+        raise StageError(f"unknown task {task!r}; known: {', '.join(TASKS)}")
+    mcfg: params.ModelParams = params.load("model")
+    ecfg: params.EvaluateParams = params.load("evaluate")
+    tp: params.TaskParams = getattr(params.load("finetune"), task)
+    torch.manual_seed(0)   # evaluation is deterministic: the spike coding draws from the global RNG
+    report = {}
+    for ds in tp.datasets:
+        report[ds] = evaluate_itr(ds, ecfg, mcfg) if task == "itr" else evaluate_classifier(task, ds, ecfg, mcfg)
+        _log(task, ds, report[ds])
+    write_json(metrics_path(task), report)
+    return report
+
+
+def _log(task: str, ds: str, r: dict[str, Any]) -> None:
+    if task == "itr":
+        log.info("itr/%s: R@1/5/10 i2t %.3f/%.3f/%.3f t2i %.3f/%.3f/%.3f (ITC + ITM top-%d); ITC alone rsum %.3f; "
+                 "chance R@1 %.4f/%.4f", ds, *(r["itm_rerank"][f"i2t_r{k}"] for k in KS),
+                 *(r["itm_rerank"][f"t2i_r{k}"] for k in KS), r["candidates"], r["itc"]["rsum"],
+                 r["chance"]["i2t_r1"], r["chance"]["t2i_r1"])
+    else:
+        log.info("%s/%s: accuracy %.4f, blind %.4f, prior %.4f (margin over blind %+.4f; %d evaluated, "
+                 "%d without features)", task, ds, r["model"], r["blind"], r["prior"], r["margin_over_blind"],
+                 r["counts"]["evaluated"], r["counts"]["missing_features"])
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m stages.evaluate")
+    parser.add_argument("--task", choices=TASKS, required=True)
+    args = parser.parse_args(argv)
+    setup_logging()
+    try:
+        run(args.task)
+    except (*EXPECTED, trainer.CheckpointError, submissions.SubmissionError) as e:
+        log.error("evaluate@%s failed: %s", args.task, e)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

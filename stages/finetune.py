@@ -1,0 +1,194 @@
+"""Stage `finetune@<task>`: the pretrained GSHN finetuned on VQA, VE, NLVR2 or image-text retrieval.
+
+`python -m stages.finetune --task vqa` trains, for every dataset of `finetune.<task>.datasets`:
+- vqa / ve / nlvr2: `model/` = the pretrained visual encoder + transformer + a task head on the joint
+  [CLS] (models/downstream.py), and `blind/` = the same transformer and head without visual tokens
+  (the text-only baseline, trained the same way so every number has context);
+- itr: `model/` = the pretrained GSHN trained further with ITC + ITM on the retrieval train split.
+Each model folder is a stages.trainer output (model.pt, checkpoint/ for resume, metrics.json,
+plots/losses.tsv). `meta.json` beside them records what evaluation must match: the model preset
+and size, feature shape, and the answer vocabulary (VQA) or labels, so an incompatible checkpoint
+is refused with a clear message instead of a shape error deep in torch.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import logging
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from models.downstream import TaskModel
+from models.gshn import GSHN
+from stages import layout, params, trainer
+from stages.cli import EXPECTED, StageError, progress_enabled, setup_logging
+from stages.modelcfg import build_model, optim_groups
+from stages.pairs import PairCollator, feature_meta, load_samples, random_plan
+from stages.tasks import TaskCollator, TaskData, image_batches, load_task
+from stages.vqa_answers import build_vocab
+from storage.atomic import write_json
+from storage.tables import VE_LABELS
+
+log = logging.getLogger("stages.finetune")
+TASKS = ("vqa", "ve", "nlvr2", "itr")
+PRETRAINED = layout.DATA / "checkpoints" / "pretrain" / trainer.WEIGHTS
+META = "meta.json"
+
+
+def task_dir(task: str, dataset: str | None = None) -> Path:
+    root = layout.DATA / "finetune" / task
+    return root if dataset is None else root / dataset
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def code_digest() -> str:
+    """The code that defines the finetuning: a change never resumes an old checkpoint."""
+    here = Path(__file__).resolve().parent
+    files = sorted((here.parent / "models").glob("*.py")) + [
+        here / f for f in ("finetune.py", "tasks.py", "trainer.py", "pairs.py", "modelcfg.py", "vqa_answers.py")]
+    return hashlib.sha256("".join(_digest(f) for f in files).encode()).hexdigest()
+
+
+def load_pretrained(mcfg: params.ModelParams, C: int, K: int, path: Path = PRETRAINED) -> GSHN:
+    """The phase-2 model of `model.preset/size` with the pretrained weights; a mismatch is a StageError."""
+    if not path.is_file():
+        raise StageError(f"{path} not found: run `dvc repro pretrain` first")
+    model = build_model(mcfg, C, K, phase=2)
+    try:
+        model.load_state_dict(trainer.load_weights(path))
+    except RuntimeError as e:
+        first = str(e).splitlines()[1].strip() if len(str(e).splitlines()) > 1 else str(e)
+        raise StageError(f"{path} was not trained with model preset {mcfg.preset!r}, size {mcfg.size!r} and "
+                         f"features of {C} channels x {K} slots ({first}); rerun `dvc repro pretrain` "
+                         f"after changing model or features") from None
+    return model
+
+
+def outputs(task: str, dataset: str, n_answers: int | None = None) -> int:
+    """Head outputs of a classification task (VQA: the answer vocabulary)."""
+    if task == "vqa":
+        if not n_answers or n_answers < 2:
+            raise StageError(f"{dataset}: the VQA answer vocabulary has {n_answers or 0} answers; need >= 2 "
+                             f"(lower finetune.vqa.min_answer_count?)")
+        return n_answers
+    return len(VE_LABELS) if task == "ve" else 2
+
+
+def meta(task: str, dataset: str, mcfg: params.ModelParams, C: int, K: int, **extra: Any) -> dict[str, Any]:
+    return {"task": task, "dataset": dataset, "preset": mcfg.preset, "size": mcfg.size, "channels": C,
+            "max_nodes": K, "max_text_len": mcfg.max_text_len, **extra}
+
+
+def _fit(model: torch.nn.Module, groups: list[trainer.OptimGroup], plan: Any, collate: Any, epochs: int,
+         fcfg: params.FinetuneParams, out: Path, fingerprint: str) -> dict[str, Any]:
+    cfg = trainer.TrainConfig(epochs=epochs, warmup_ratio=fcfg.warmup_ratio, grad_clip=fcfg.grad_clip,
+                              seed=fcfg.seed, device=fcfg.device, find_unused_parameters=True)
+    return trainer.fit(model, groups, plan, collate, cfg, out, progress=progress_enabled(), fingerprint=fingerprint)
+
+
+def finetune_classifier(task: str, dataset: str, mcfg: params.ModelParams, fcfg: params.FinetuneParams,
+                        fingerprint: str) -> dict[str, Any]:
+    tp: params.TaskParams = getattr(fcfg, task)
+    C, K = feature_meta([dataset])
+    train: TaskData = load_task(task, dataset, "train")
+    extra: dict[str, Any] = {}
+    vocab = None
+    if task == "vqa":
+        answers = build_vocab(train.labels, tp.min_answer_count)
+        vocab = {a: i for i, a in enumerate(answers)}
+        extra["answers"] = answers
+    else:
+        extra["labels"] = list(VE_LABELS) if task == "ve" else ["false", "true"]
+    n_out = outputs(task, dataset, len(vocab) if vocab is not None else None)
+    root = task_dir(task, dataset)
+    log.info("%s/%s: %d train samples (%d without features)%s", task, dataset, len(train), train.missing,
+             f", {n_out} answers" if vocab is not None else "")
+    results = {}
+    for variant, epochs in (("model", tp.epochs), ("blind", tp.blind_epochs)):
+        blind = variant == "blind"
+        torch.manual_seed(fcfg.seed)
+        model = TaskModel.from_pretrained(load_pretrained(mcfg, C, K), task, n_out, blind, mcfg.dropout)
+
+        def plan(epoch: int) -> list[list[int]]:
+            return image_batches(train, tp.batch_size, fcfg.seed, epoch, tp.max_samples)
+        collate = TaskCollator(train, K, mcfg.max_text_len, vocab, blind)
+        fp = hashlib.sha256(repr((fingerprint, variant, extra)).encode()).hexdigest()
+        log.info("%s/%s: training %s (%d epochs)", task, dataset, "the blind baseline" if blind else "the model", epochs)
+        results[variant] = _fit(model, optim_groups(model.parameter_groups(), tp), plan, collate, epochs, fcfg,
+                                root / variant, fp)
+        collate.close()
+    write_json(root / META, meta(task, dataset, mcfg, C, K, n_out=n_out, train_samples=len(train),
+                                 train_missing=train.missing, **extra))
+    return results
+
+
+def finetune_itr(dataset: str, mcfg: params.ModelParams, fcfg: params.FinetuneParams,
+                 fingerprint: str) -> dict[str, Any]:
+    tp = fcfg.itr
+    C, K = feature_meta([dataset])
+    train = load_samples([dataset], "train")
+    torch.manual_seed(fcfg.seed)
+    model = load_pretrained(mcfg, C, K)
+    model.set_objectives(("itc", "itm"))
+    model.freeze_snn(False)
+    steps = None if tp.max_samples is None else max(1, tp.max_samples // tp.batch_size)
+
+    def plan(epoch: int) -> list:
+        return random_plan(train, tp.batch_size, fcfg.seed, epoch)[:steps]
+    collate = PairCollator(train, K, mcfg.max_text_len)
+    log.info("itr/%s: %d train images (%d captions without features), ITC + ITM", dataset, len(train), train.missing)
+    root = task_dir("itr", dataset)
+    result = _fit(model, optim_groups(model.parameter_groups(), tp), plan, collate, tp.epochs, fcfg,
+                  root / "model", fingerprint)
+    collate.close()
+    write_json(root / META, meta("itr", dataset, mcfg, C, K, train_images=len(train), train_missing=train.missing))
+    return {"model": result}
+
+
+def run(task: str) -> dict[str, Any]:
+    if task not in TASKS:
+        raise StageError(f"unknown task {task!r}; known: {', '.join(TASKS)}")
+    mcfg: params.ModelParams = params.load("model")
+    fcfg: params.FinetuneParams = params.load("finetune")
+    tp: params.TaskParams = getattr(fcfg, task)
+    absent = [d for d in tp.datasets if d not in params.datasets()]
+    if absent:
+        raise StageError(f"finetune.{task}.datasets lists {absent}, which params.yaml `datasets` does not prepare")
+    root = task_dir(task)
+    if root.is_dir():  # datasets dropped from the task's list leave nothing behind
+        for stale in [p for p in root.iterdir() if p.is_dir() and p.name not in tp.datasets]:
+            shutil.rmtree(stale)
+    out = {}
+    for ds in tp.datasets:
+        feature_meta([ds])  # a clear error when a dataset has no features yet
+        fp = hashlib.sha256(repr((mcfg.model_dump(), tp.model_dump(), fcfg.warmup_ratio, fcfg.grad_clip, fcfg.seed,
+                                  task, ds, code_digest(), _digest(PRETRAINED) if PRETRAINED.is_file() else None,
+                                  _digest(layout.features(ds) / "index.parquet"))).encode()).hexdigest()
+        if task == "itr":
+            out[ds] = finetune_itr(ds, mcfg, fcfg, fp)
+        else:
+            out[ds] = finetune_classifier(task, ds, mcfg, fcfg, fp)
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m stages.finetune")
+    parser.add_argument("--task", choices=TASKS, required=True)
+    args = parser.parse_args(argv)
+    setup_logging()
+    try:
+        run(args.task)
+    except (*EXPECTED, trainer.TrainError, trainer.CheckpointError) as e:
+        log.error("finetune@%s failed: %s", args.task, e)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

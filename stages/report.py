@@ -1,0 +1,291 @@
+"""Stage `report`: data/report/index.html (self-contained) + report.md + summary.txt.
+
+Reads what the stages before it wrote and nothing else, besides one forward pass of the pretrained
+visual encoder on a few validation images for the spike figures:
+- per task and dataset: the metric beside its baselines (blind model, prior or chance) and the margin;
+- loss curves of pretraining and of every finetuned model; segment overlays; SNN firing-rate
+  histograms and a spike raster; the energy estimate (SNN vs its ANN twin); retrieval top-5 and
+  VQA examples with images.
+summary.txt is the table printed at the end of `make run`.
+"""
+from __future__ import annotations
+
+import base64
+import html
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from stages import layout, params, report_figures as fig, trainer
+from stages.cli import EXPECTED, StageError, setup_logging
+from stages.evaluate import metrics_path, out_dir as eval_dir
+from stages.finetune import TASKS, load_pretrained, task_dir
+from stages.pairs import PairCollator, feature_meta, load_samples
+from storage.atomic import atomic_dir
+from storage.images import load_rgb
+from storage.maskcodec import decode_png
+from storage.shards import ShardReader
+from storage.tables import read_table, table_path
+
+log = logging.getLogger("stages.report")
+OUT = layout.DATA / "report"
+PRETRAIN = layout.DATA / "checkpoints"
+Block = tuple[str, Any]
+METRIC = {"vqa": "VQA accuracy", "ve": "accuracy", "nlvr2": "accuracy"}
+
+
+class Images:
+    """RGB images of the prepared datasets by image id (for thumbnails and overlays)."""
+
+    def __init__(self) -> None:
+        self._paths: dict[str, dict[str, str]] = {}
+
+    def get(self, dataset: str, image_id: str, size: int = 96) -> np.ndarray:
+        if dataset not in self._paths:
+            rows = read_table(table_path(layout.prepared(dataset), "images"), "images").to_pylist()
+            self._paths[dataset] = {r["image_id"]: r["path"] for r in rows}
+        p = Path(self._paths[dataset][image_id])
+        return load_rgb(p if p.is_absolute() else layout.prepared(dataset) / p, size)
+
+
+# ---- sections --------------------------------------------------------------------------
+def summary_rows(metrics: dict[str, dict[str, Any]]) -> list[list[str]]:
+    rows = []
+    for task, per_ds in metrics.items():
+        for ds, r in per_ds.items():
+            if task == "itr":
+                for d in ("i2t", "t2i"):
+                    m, c = r["itm_rerank"][f"{d}_r1"], r["chance"][f"{d}_r1"]
+                    rows.append([task, ds, f"R@1 {d} (ITC+ITM)", f"{m:.4f}", f"chance {c:.4f}", "",
+                                 f"{m - c:+.4f}"])
+            else:
+                rows.append([task, ds, METRIC[task], f"{r['model']:.4f}", f"blind {r['blind']:.4f}",
+                             f"prior {r['prior']:.4f}", f"{r['margin_over_blind']:+.4f}"])
+    return rows
+
+
+SUMMARY_HEADER = ["task", "dataset", "metric", "model", "baseline", "prior", "margin"]
+
+
+def task_blocks(task: str, per_ds: dict[str, Any], images: Images, n_retrieval: int) -> list[Block]:
+    out: list[Block] = [("h2", f"{task}")]
+    for ds, r in per_ds.items():
+        out.append(("h3", f"{task} on {ds}"))
+        out.append(("p", "counts: " + ", ".join(f"{k} {v}" for k, v in r["counts"].items())))
+        if task == "itr":
+            head = ["ranking", *[f"{d} R@{k}" for d in ("i2t", "t2i") for k in (1, 5, 10)], "rsum"]
+            out.append(("table", head, [[name, *[f"{r[name][f'{d}_r{k}']:.4f}" for d in ("i2t", "t2i") for k in (1, 5, 10)],
+                                         f"{r[name].get('rsum', 0):.3f}"] for name in ("itm_rerank", "itc", "chance")]))
+            out += retrieval_examples(ds, images, n_retrieval)
+        else:
+            groups = r.get("per_answer_type") or r.get("per_label") or {}
+            out.append(("table", ["group", "samples", "model", "blind", "prior"],
+                        [["all", str(r["counts"]["evaluated"]), f"{r['model']:.4f}", f"{r['blind']:.4f}",
+                          f"{r['prior']:.4f}"]] + [[g, str(v["samples"]), f"{v['model']:.4f}", f"{v['blind']:.4f}",
+                                                    f"{v['prior']:.4f}"] for g, v in groups.items()]))
+            out += prediction_examples(task, ds, images)
+        curves = {f"{ds} {v}": task_dir(task, ds) / v / trainer.LOSSES for v in ("model", "blind")
+                  if (task_dir(task, ds) / v / trainer.LOSSES).is_file()}
+        if curves:
+            out.append(("img", f"loss-{task}-{ds}", fig.loss_curves(curves), f"finetuning losses, {task} on {ds}"))
+    return out
+
+
+def prediction_examples(task: str, ds: str, images: Images) -> list[Block]:
+    path = eval_dir(task, ds) / "examples.json"
+    if not path.is_file():
+        return []
+    ex = json.loads(path.read_text())[:8]
+    if not ex:
+        return []
+    titles = []
+    for e in ex:
+        truth = e["truth"] if isinstance(e["truth"], str) else max(set(e["truth"]), key=e["truth"].count)
+        titles.append(f"{e['text'][:40]}\npred {e['prediction']} | true {truth}\nblind {e['blind']}")
+    thumbs = [images.get(ds, e["images"][0]) for e in ex]
+    marks = [e["prediction"] == (e["truth"] if isinstance(e["truth"], str) else max(set(e["truth"]), key=e["truth"].count))
+             for e in ex]
+    return [("img", f"examples-{task}-{ds}", fig.thumbnails(thumbs, titles, marks),
+             f"{task} examples on {ds} (left image for NLVR2): prediction, majority true answer, blind prediction")]
+
+
+def retrieval_examples(ds: str, images: Images, n: int) -> list[Block]:
+    path = eval_dir("itr", ds) / "examples.json"
+    if not path.is_file():
+        return []
+    ex = json.loads(path.read_text())
+    out: list[Block] = []
+    for e in ex["i2t"][:n]:
+        out.append(("img", f"i2t-{e['image']}", fig.thumbnails([images.get(ds, e["image"])], [e["image"]]),
+                    "image -> text query"))
+        out.append(("list", [("✓ " if c["correct"] else "✗ ") + c["caption"] for c in e["top5"]]))
+    for e in ex["t2i"][:n]:
+        out.append(("img", f"t2i-{e['truth']}", fig.thumbnails(
+            [images.get(ds, c["image"]) for c in e["top5"]], [f"#{i + 1}" for i in range(len(e["top5"]))],
+            [c["correct"] for c in e["top5"]]), f"text -> image top 5 for: {e['caption']}"))
+    return out
+
+
+def overlay_blocks(datasets: list[str], n: int, images: Images) -> list[Block]:
+    out: list[Block] = [("h2", "segments")]
+    for ds in datasets:
+        with ShardReader(layout.masks(ds)) as masks:
+            ids = masks.ids[:n]
+            segs = [decode_png(masks.get(i)["seg.png"]) for i in ids]
+        imgs = [images.get(ds, i, size=s.shape[0]) for i, s in zip(ids, segs)]
+        out.append(("img", f"segments-{ds}", fig.overlays(imgs, segs, [f"{i} ({len(np.unique(s))} seg.)" for i, s in
+                                                                       zip(ids, segs)]), f"segments of {ds}"))
+    return out
+
+
+@torch.inference_mode()
+def spike_blocks(mcfg: params.ModelParams, pcfg: params.PretrainParams) -> list[Block]:
+    """Firing rates per neuron of each SNN layer and a raster of one image, on 32 validation images."""
+    C, K = feature_meta(pcfg.datasets)
+    model = load_pretrained(mcfg, C, K).eval()
+    branches = model.visual.spiking_branches()
+    if not branches:
+        return [("h2", "spikes"), ("p", f"preset {mcfg.preset} has no spiking branch")]
+    val = load_samples(pcfg.datasets, "val")
+    batch = PairCollator(val, K, mcfg.max_text_len)([(i, 0) for i in range(min(32, len(val)))])
+    snn = branches[0].snn
+    captured: list[torch.Tensor] = []
+    hooks = [lif.register_forward_hook(lambda _m, _i, o: captured.append(o.detach())) for lif in snn.lifs]
+    torch.manual_seed(0)
+    out = model.visual(batch.nodes)
+    for h in hooks:
+        h.remove()
+    real = batch.nodes.node_mask
+    B, Kb = real.shape
+    rates = {}
+    for i, o in enumerate(captured):   # (B*T, K, C) with batch as time, else (T, B*K, C)
+        o = o.reshape(B, -1, Kb, o.shape[-1]) if snn.batch_as_time else o.reshape(-1, B, Kb, o.shape[-1]).transpose(0, 1)
+        rates[f"layer {i}"] = o[real[:, None, :].expand(-1, o.shape[1], -1)].mean(0).numpy()
+    sel = out.spikes[:, 0][:, real[0]]                       # (T, nodes of image 0, M)
+    steps = sel.permute(1, 0, 2).reshape(-1, sel.shape[-1]).numpy()
+    return [("h2", "spikes"),
+            ("img", "firing-rates", fig.firing_histograms(rates), "per-neuron firing rates over 32 validation images"),
+            ("img", "raster", fig.raster(steps, f"selector spikes of {val.image_ids[0]}"), "spike raster")]
+
+
+def energy_blocks() -> list[Block]:
+    path = PRETRAIN / "pretrain" / "eval.json"
+    ev = json.loads(path.read_text()) if path.is_file() else {}
+    layers = sorted({k.split("/")[1] for k in ev if k.startswith("energy/layer")})
+    if not layers:
+        return [("h2", "energy"), ("p", "no spiking branch: no energy estimate")]
+    rows = [[ly, f"{ev[f'energy/{ly}/firing_rate']:.4f}", f"{ev[f'energy/{ly}/sops']:.0f}",
+             f"{ev[f'energy/{ly}/snn_pj'] / 1e6:.3f}", f"{ev[f'energy/{ly}/ann_macs']:.0f}",
+             f"{ev[f'energy/{ly}/ann_pj'] / 1e6:.3f}"] for ly in layers]
+    rows.append(["SNN total", "", f"{ev['energy/snn_sops']:.0f}", f"{ev['energy/snn_pj'] / 1e6:.3f}",
+                 f"{ev['energy/ann_macs']:.0f}", f"{ev['energy/ann_pj'] / 1e6:.3f}"])
+    return [("h2", "energy (per image, 45 nm: 0.9 pJ/AC, 4.6 pJ/MAC)"),
+            ("table", ["layer", "firing rate", "SOPs", "SNN µJ", "ANN twin MACs", "ANN twin µJ"], rows),
+            ("p", f"The rest of the model (dense layers, all tokens) costs at most "
+                  f"{ev['energy/rest_of_model_pj_upper_bound'] / 1e6:.1f} µJ per image-text pair.")]
+
+
+def pretrain_blocks() -> list[Block]:
+    runs = {s: PRETRAIN / s / trainer.LOSSES for s in ("pretrain_warmup", "pretrain")
+            if (PRETRAIN / s / trainer.LOSSES).is_file()}
+    out: list[Block] = [("h2", "pretraining")]
+    if runs:
+        out.append(("img", "loss-pretrain", fig.loss_curves(runs, ("loss", "itc", "itm", "mlm", "stl", "stua", "mvm")),
+                    "pretraining losses"))
+    for s in runs:
+        ev = PRETRAIN / s / "eval.json"
+        if ev.is_file():
+            e = json.loads(ev.read_text())
+            out.append(("p", f"{s}: held-out ITC R@1 i2t {e['itc_r1_i2t']:.3f}, t2i {e['itc_r1_t2i']:.3f} "
+                             f"(chance {e['itc_r1_chance']:.3f}), ITM accuracy {e['itm_acc']:.3f}"))
+    return out
+
+
+# ---- rendering -------------------------------------------------------------------------
+def table_text(header: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)]
+    line = lambda r: "  ".join(str(x).ljust(w) for x, w in zip(r, widths))  # noqa: E731
+    return "\n".join([line(header), line(["-" * w for w in widths]), *map(line, rows)])
+
+
+def render(blocks: list[Block], out: Path) -> tuple[str, str]:
+    """(html, markdown); figures are inlined in the HTML and written to out/figures/ for the markdown."""
+    h, md = [], []
+    for kind, *rest in blocks:
+        if kind in ("h1", "h2", "h3"):
+            h.append(f"<{kind}>{html.escape(rest[0])}</{kind}>")
+            md.append("#" * int(kind[1]) + " " + rest[0])
+        elif kind == "p":
+            h.append(f"<p>{html.escape(rest[0])}</p>")
+            md.append(rest[0])
+        elif kind == "list":
+            h.append("<ul>" + "".join(f"<li>{html.escape(x)}</li>" for x in rest[0]) + "</ul>")
+            md.append("\n".join(f"- {x}" for x in rest[0]))
+        elif kind == "table":
+            header, rows = rest
+            h.append("<table><tr>" + "".join(f"<th>{html.escape(c)}</th>" for c in header) + "</tr>" +
+                     "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in r) + "</tr>" for r in rows)
+                     + "</table>")
+            md.append("\n".join(["| " + " | ".join(header) + " |", "|" + "---|" * len(header),
+                                 *["| " + " | ".join(map(str, r)) + " |" for r in rows]]))
+        elif kind == "img":
+            name, png, caption = rest
+            (out / "figures" / f"{name}.png").write_bytes(png)
+            uri = "data:image/png;base64," + base64.b64encode(png).decode()
+            h.append(f'<figure><img src="{uri}" alt="{html.escape(caption)}"><figcaption>{html.escape(caption)}'
+                     f"</figcaption></figure>")
+            md.append(f"![{caption}](figures/{name}.png)")
+    style = ("body{font-family:sans-serif;max-width:1100px;margin:auto}table{border-collapse:collapse}"
+             "td,th{border:1px solid #ccc;padding:2px 8px;text-align:right}img{max-width:100%}")
+    page = (f"<!doctype html><html><head><meta charset='utf-8'><title>GSHN report</title><style>{style}</style>"
+            f"</head><body>{''.join(h)}</body></html>")
+    return page, "\n\n".join(md) + "\n"
+
+
+def run() -> str:
+    mcfg: params.ModelParams = params.load("model")
+    pcfg: params.PretrainParams = params.load("pretrain")
+    rcfg: params.ReportParams = params.load("report")
+    fcfg: params.FinetuneParams = params.load("finetune")
+    metrics = {}
+    for task in TASKS:
+        path = metrics_path(task)
+        if not path.is_file():
+            raise StageError(f"{path} not found: run `dvc repro evaluate@{task}` first")
+        metrics[task] = json.loads(path.read_text())
+    images = Images()
+    summary = table_text(SUMMARY_HEADER, summary_rows(metrics))
+    blocks: list[Block] = [("h1", f"GSHN report: preset {mcfg.preset}, size {mcfg.size}"),
+                           ("h2", "summary"), ("table", SUMMARY_HEADER, summary_rows(metrics)),
+                           ("p", "margin: model minus its text-only (blind) baseline; for retrieval, minus chance.")]
+    for task in TASKS:
+        blocks += task_blocks(task, metrics[task], images, rcfg.retrieval_examples)
+    blocks += pretrain_blocks() + energy_blocks() + spike_blocks(mcfg, pcfg)
+    datasets = sorted({ds for t in TASKS for ds in getattr(fcfg, t).datasets})
+    blocks += overlay_blocks(datasets, rcfg.overlays, images)
+    with atomic_dir(OUT) as out:
+        (out / "figures").mkdir()
+        page, md = render(blocks, out)
+        (out / "index.html").write_text(page)
+        (out / "report.md").write_text(md)
+        (out / "summary.txt").write_text(summary + "\n")
+    log.info("wrote %s and %s\n%s", OUT / "index.html", OUT / "report.md", summary)
+    return summary
+
+
+def main() -> None:
+    setup_logging()
+    try:
+        run()
+    except (*EXPECTED, trainer.CheckpointError) as e:
+        log.error("report failed: %s", e)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,81 @@
+"""Downstream task models: heads, blind variant, shared visual passes, NLVR2 pairs."""
+import pytest
+import torch
+
+from models import heads
+from models.downstream import TaskBatch, TaskModel
+from models.nodes import NodeBatch
+from tests.models.test_gshn import B, L, TEXT, _model, _nodes
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def _ids(n=B, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    ids = torch.randint(4, TEXT.vocab_size, (n, L), generator=g)
+    return ids, torch.ones(n, L, dtype=torch.long)
+
+
+def _task(task, n_out, blind=False, batch_as_time=False):
+    torch.manual_seed(0)
+    return TaskModel.from_pretrained(_model(batch_as_time=batch_as_time), task, n_out, blind, dropout=0.0).eval()
+
+
+def test_vqa_loss_and_score_hand_worked():
+    logits = torch.tensor([[2.0, 0.0, -1.0], [0.0, 3.0, 0.0]])
+    scores = torch.tensor([[1.0, 0.0, 0.0], [0.3, 0.0, 0.9]])
+    assert heads.vqa_score(logits, scores).item() == pytest.approx((1.0 + 0.0) / 2)
+    want = torch.nn.functional.binary_cross_entropy_with_logits(logits, scores) * 3
+    assert heads.vqa_loss(logits, scores).item() == pytest.approx(want.item())
+
+
+def test_vqa_model_trains_and_reports_accuracy():
+    model = _task("vqa", 5).train()
+    ids, mask = _ids()
+    targets = torch.zeros(B, 5)
+    targets[:, 2] = 1.0
+    batch = TaskBatch(ids, mask, [_nodes()], [torch.arange(B)], targets)
+    out = model(batch)
+    assert set(out) >= {"loss", "acc", "firing_rate"} and out["loss"].requires_grad
+    out["loss"].backward()
+    assert model.head.net[0].weight.grad is not None and model.visual.node_input.feat.weight.grad is not None
+
+
+def test_questions_about_one_image_share_its_visual_pass():
+    """Image rows indexed per question give the same logits as repeating the image per question."""
+    model = _task("ve", 3)
+    ids, mask = _ids(4)
+    one = _nodes(b=2)
+    index = torch.tensor([0, 0, 1, 1])
+    shared = model.logits(TaskBatch(ids, mask, [one], [index], torch.zeros(4, dtype=torch.long)))
+    K = one.feats.shape[1]
+    for q in range(4):   # each question alone with its own image (no batch-mixing: batch_as_time off)
+        i = int(index[q])
+        single = NodeBatch(one.feats[i: i + 1], one.geom[i: i + 1], one.node_mask[i: i + 1],
+                           one.edge_index[:, (one.edge_index // K == i).all(0)] - i * K)
+        alone = model.logits(TaskBatch(ids[q: q + 1], mask[q: q + 1], [single], [torch.tensor([0])],
+                                       torch.zeros(1, dtype=torch.long)))
+        torch.testing.assert_close(alone, shared[q: q + 1], atol=1e-5, rtol=1e-4)
+
+
+def test_nlvr2_concatenates_two_images_and_blind_ignores_them():
+    model = _task("nlvr2", 2)
+    assert model.head.net[0].in_features == 2 * 32
+    ids, mask = _ids()
+    batch = TaskBatch(ids, mask, [_nodes(0), _nodes(1)], [torch.arange(B)] * 2, torch.zeros(B, dtype=torch.long))
+    assert model.logits(batch).shape == (B, 2)
+    blind = _task("nlvr2", 2, blind=True)
+    assert blind.visual is None and not blind.parameter_groups()["snn"]
+    assert blind.logits(TaskBatch(ids, mask, [], [], batch.targets)).shape == (B, 2)
+
+
+def test_wrong_image_slots_and_bad_configs_are_clear_errors():
+    ids, mask = _ids()
+    with pytest.raises(ValueError, match="needs 2 image slots, the batch has 1"):
+        _task("nlvr2", 2).logits(TaskBatch(ids, mask, [_nodes()], [torch.arange(B)], torch.zeros(B)))
+    with pytest.raises(ValueError, match=r"\(blind\) needs 0 image slots"):
+        _task("ve", 3, blind=True).logits(TaskBatch(ids, mask, [_nodes()], [torch.arange(B)], torch.zeros(B)))
+    with pytest.raises(ValueError, match="unknown task"):
+        _task("gqa", 3)
+    with pytest.raises(ValueError, match="at least 2 outputs"):
+        _task("vqa", 1)

@@ -1,0 +1,112 @@
+"""finetune -> evaluate -> report on a tiny workspace, and their refusals of bad inputs."""
+import json
+
+import pytest
+import torch
+import yaml
+
+from stages import evaluate, features, finetune, prepare, report, segment
+from stages.cli import StageError
+from stages.modelcfg import build_model
+from stages.pairs import feature_meta
+from stages import params
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+MODEL = {"model": {"T": 2, "M": 32}}
+
+
+def _workspace(workspace, overrides=None):
+    """Tiny scenes features, and a pretrain checkpoint: the seeded initial weights of the preset
+    (finetuning mechanics do not need a pretrained model)."""
+    cfg = workspace(MODEL | (overrides or {}))
+    prepare.run("scenes"), segment.run("scenes"), features.run("scenes")
+    torch.manual_seed(0)
+    model = build_model(params.load("model"), *feature_meta(["scenes"]), 2)
+    finetune.PRETRAINED.parent.mkdir(parents=True)
+    torch.save(model.state_dict(), finetune.PRETRAINED)
+    return cfg
+
+
+def _set(tmp_path, **sections):
+    cfg = yaml.safe_load((tmp_path / "params.yaml").read_text())
+    for name, value in sections.items():
+        cfg[name] = cfg.get(name, {}) | value
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(cfg))
+
+
+@pytest.mark.slow
+def test_all_tasks_end_to_end(workspace, tmp_path):
+    _workspace(workspace)
+    for task in finetune.TASKS:
+        finetune.run(task)
+        evaluate.run(task)
+    vqa = json.loads((tmp_path / "data/metrics/vqa.json").read_text())["scenes"]
+    rows = [json.loads(line) for line in (tmp_path / "data/evaluate/vqa/scenes/predictions.jsonl").open()]
+    assert vqa["counts"]["evaluated"] == len(rows) == 8 * 2      # 8 test images x 2 questions, none skipped
+    assert vqa["counts"]["missing_features"] == 0
+    assert 0 <= vqa["model"] <= 1 and 0 <= vqa["blind"] <= 1
+    assert set(vqa["per_answer_type"]) <= {"yes/no", "number", "other"}
+    assert vqa["margin_over_blind"] == pytest.approx(vqa["model"] - vqa["blind"])
+    meta = json.loads((tmp_path / "data/finetune/vqa/scenes/meta.json").read_text())
+    assert meta["answers"] and meta["preset"] == "gshn"
+    ve = json.loads((tmp_path / "data/metrics/ve.json").read_text())["scenes"]
+    assert set(ve["per_label"]) <= {"entailment", "neutral", "contradiction"}
+    itr = json.loads((tmp_path / "data/metrics/itr.json").read_text())["scenes"]
+    assert itr["counts"] == {"images": 8, "captions": 40, "missing_features": 0}
+    assert itr["chance"]["t2i_r1"] == pytest.approx(1 / 8)
+    for ranking in ("itc", "itm_rerank"):  # recall grows with K
+        assert itr[ranking]["i2t_r1"] <= itr[ranking]["i2t_r5"] <= itr[ranking]["i2t_r10"]
+        assert itr[ranking]["t2i_r10"] == 1.0   # only 8 images to rank
+    ranks = [json.loads(line) for line in (tmp_path / "data/evaluate/itr/scenes/t2i_ranks.jsonl").open()]
+    assert len(ranks) == 40 and all(len(r["ranked"]) == 8 for r in ranks)
+
+    summary = report.run()
+    for task in finetune.TASKS:
+        assert task in summary
+    page = (tmp_path / "data/report/index.html").read_text()
+    assert page.count("data:image/png;base64,") >= 8 and 'src="figures' not in page   # self-contained
+    md = (tmp_path / "data/report/report.md").read_text()
+    assert "![" in md and all((tmp_path / "data/report" / p).is_file()
+                              for p in [line.split("](")[1].rstrip(")") for line in md.splitlines()
+                                        if line.startswith("![")])
+
+
+def test_checkpoint_of_another_preset_is_refused(workspace, tmp_path):
+    _workspace(workspace)
+    _set(tmp_path, model={"preset": "gat_only", "T": 2, "M": 32})
+    with pytest.raises(StageError, match="not trained with model preset 'gat_only'"):
+        finetune.run("ve")
+
+
+def test_evaluate_refuses_other_preset_and_incompatible_vocabulary(workspace, tmp_path):
+    _workspace(workspace, {"finetune": {"vqa": {"epochs": 1, "blind_epochs": 1, "max_samples": 8}}})
+    finetune.run("vqa")
+    meta_path = tmp_path / "data/finetune/vqa/scenes/meta.json"
+    meta = json.loads(meta_path.read_text())
+    meta_path.write_text(json.dumps(meta | {"answers": meta["answers"][:-1]}))
+    with pytest.raises(StageError, match="incompatible answer vocabulary"):
+        evaluate.run("vqa")
+    meta_path.write_text(json.dumps(meta))
+    _set(tmp_path, model={"preset": "ash", "T": 2, "M": 32})
+    with pytest.raises(StageError, match="finetuned from model preset 'gshn'.*'ash'"):
+        evaluate.run("vqa")
+
+
+def test_empty_split_names_it(workspace):
+    _workspace(workspace, {"prepare": {"scenes": {"questions_per_image": 0}}})
+    with pytest.raises(StageError, match="the train split of the vqa table is empty"):
+        finetune.run("vqa")
+
+
+def test_task_datasets_must_be_prepared(workspace, tmp_path):
+    _workspace(workspace)
+    _set(tmp_path, finetune={"ve": {"datasets": ["easy_vqa"]}})
+    with pytest.raises(StageError, match=r"finetune.ve.datasets lists \['easy_vqa'\]"):
+        finetune.run("ve")
+
+
+def test_missing_pretrain_checkpoint(workspace, tmp_path):
+    _workspace(workspace)
+    finetune.PRETRAINED.unlink()
+    with pytest.raises(StageError, match="run `dvc repro pretrain` first"):
+        finetune.run("nlvr2")
