@@ -200,7 +200,7 @@ class EdgeParams(Section):
 class FeaturesParams(ExecutorParams):
     backbone: Literal["resnet18", "resnet34", "resnet50", "resnet101", "resnet152"] = "resnet18"
     layer: Literal["layer2", "layer3", "layer4"] = "layer3"
-    weights: str | None = None
+    weights: str | None = "data/backbone/resnet18.pt"   # the `backbone` stage's output; null = seeded random init
     seed: int = 0
     max_nodes: int = Field(36, ge=1, le=1024)
     batch_size: int = Field(64, ge=1, le=4096)
@@ -210,6 +210,32 @@ class FeaturesParams(ExecutorParams):
     threads: int = Field(1, ge=1, le=64)
     device: Literal["auto", "cpu", "cuda"] = "auto"
     edges: EdgeParams = EdgeParams()
+
+
+# ---- backbone (supervised pre-training of the features trunk) -----------------------------
+class AugmentParams(Section):
+    """Training augmentations that bring scenes closer to other domains (e.g. easy_vqa's large shapes on
+    flat backgrounds, upsampled from 64 px)."""
+    flip: bool = True                                  # random horizontal flip
+    zoom: float = Field(2.5, ge=1.0, le=8.0)           # random zoom-in factor, up to this
+    aspect: float = Field(1.5, ge=1.0, le=4.0)         # random width:height stretch, up to this ratio
+    jitter: float = Field(0.2, ge=0.0, lt=1.0)         # brightness, contrast, saturation: factor 1 +- jitter
+    flat_stuff: float = Field(0.3, ge=0.0, le=1.0)     # chance the stuff becomes one flat light colour
+    blur: float = Field(0.3, ge=0.0, le=1.0)           # chance of a 2x down- and up-sampling
+
+
+class BackboneParams(Section):
+    """Trains features.backbone up to features.layer on a dataset's ground-truth segments (scenes)."""
+    dataset: Literal[DATASETS] = "scenes"              # needs ground-truth segments: data/prepared/<dataset>/gt/
+    epochs: int = Field(3, ge=1, le=1000)
+    batch_size: int = Field(32, ge=2, le=4096)
+    max_images: int | None = Field(None, ge=1)         # train images used (the first N); null = all
+    lr: float = Field(1e-3, gt=0)                      # AdamW
+    weight_decay: float = Field(1e-4, ge=0)
+    warmup_ratio: float = Field(0.1, ge=0.0, lt=1.0)
+    seed: int = 0
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    augment: AugmentParams = AugmentParams()
 
 
 # ---- model, pretraining ----------------------------------------------------------------
@@ -314,6 +340,7 @@ SECTIONS: dict[str, type[Section]] = {
     "prepare": PrepareParams,
     "segment": SegmentParams,
     "features": FeaturesParams,
+    "backbone": BackboneParams,
     "model": ModelParams,
     "pretrain": PretrainParams,
     "reorder": ReorderParams,

@@ -20,6 +20,7 @@ TINY_PARAMS: dict[str, Any] = {
                            "questions_per_image": 2, "ve_per_image": 1}},
     "segment": {"image_size": 64, "work_size": 32, "shard_size": 8, "workers": 1},
     "features": {"max_nodes": 12, "batch_size": 8, "shard_size": 8, "workers": 1},
+    "backbone": {"epochs": 1, "batch_size": 8, "max_images": 16},
     "finetune": {t: {"datasets": ["scenes"], "epochs": 1, "blind_epochs": 1, "batch_size": 8}
                  for t in ("vqa", "ve", "nlvr2", "itr")},
     "evaluate": {"batch_size": 16, "itr_candidates": 10, "examples": 2},
@@ -59,11 +60,12 @@ def one_thread():
 
 @pytest.fixture
 def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    """chdir into an empty folder; returns a function that writes params.yaml (TINY_PARAMS + overrides)."""
+    """chdir into an empty folder; returns a function that writes params.yaml (TINY_PARAMS + overrides).
+    The features trunk is the seeded random init unless overrides name weights (no `backbone` stage run)."""
     monkeypatch.chdir(tmp_path)
 
     def write(overrides: dict | None = None) -> dict:
-        params = tiny_params(overrides)
+        params = tiny_params(deep_merge({"features": {"weights": None}}, overrides or {}))
         (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
         return params
 

@@ -47,7 +47,7 @@ def _changed_stages(project: Path) -> set[str]:
 @pytest.mark.slow
 def test_repro_then_param_change_reruns_only_dependents(project):
     log = _sh([sys.executable, "-m", "dvc", "repro"], project)
-    for stage in ("prepare@scenes", "segment@scenes", "features@scenes"):
+    for stage in ("prepare@scenes", "segment@scenes", "backbone", "features@scenes"):
         assert f"Running stage '{stage}'" in log
     assert (project / "data/features/scenes/index.parquet").is_file()
     assert (project / "dvc.lock").is_file()
