@@ -30,7 +30,8 @@ def _check_free(port: int) -> None:
         try:
             s.bind((HOST, port))
         except OSError:
-            raise ServerError(f"port {port} on {HOST} is in use (another Prefect server?): pick another with --port") from None
+            raise ServerError(f"port {port} on {HOST} is in use (another Prefect server?): "
+                              f"pick another with --port") from None
 
 
 def _healthy(url: str) -> bool:

@@ -92,7 +92,8 @@ def wait_for_run(deployment_id, timeout: float = 180):
     deadline = time.monotonic() + timeout
     with get_client(sync_client=True) as client:
         while time.monotonic() < deadline:
-            runs = client.read_flow_runs(deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[deployment_id])))
+            of_deployment = DeploymentFilter(id=DeploymentFilterId(any_=[deployment_id]))
+            runs = client.read_flow_runs(deployment_filter=of_deployment)
             if runs and runs[0].state.is_final():
                 return runs[0]
             time.sleep(1)

@@ -7,26 +7,17 @@ import pytest
 
 from stages import executors, features, prepare, segment
 from stages.params import ExecutorParams, ParamsError, validate
-
-
-def _square(x: int) -> int:
-    return x * x
-
-
-def _fail_on_three(x: int) -> int:
-    if x == 3:
-        raise ValueError("shard 3 is bad")
-    return x
+from tests.stages.shard_jobs import fail_on_three, square
 
 
 @pytest.mark.parametrize("cfg", [None, ExecutorParams(workers=1), ExecutorParams(workers=2)])
 def test_every_job_yields_its_own_result(cfg):
-    assert sorted(executors.run_jobs(_square, [1, 2, 3, 4], cfg)) == [(1, 1), (2, 4), (3, 9), (4, 16)]
+    assert sorted(executors.run_jobs(square, [1, 2, 3, 4], cfg)) == [(1, 1), (2, 4), (3, 9), (4, 16)]
 
 
 def test_worker_errors_propagate():
     with pytest.raises(ValueError, match="shard 3 is bad"):
-        list(executors.run_jobs(_fail_on_three, [1, 2, 3], ExecutorParams(workers=2)))
+        list(executors.run_jobs(fail_on_three, [1, 2, 3], ExecutorParams(workers=2)))
 
 
 def test_dask_address_needs_dask_executor():
