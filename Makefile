@@ -20,6 +20,8 @@ venv: $(STAMP)
 
 run: $(STAMP)
 	$(BIN)/dvc repro
+	@echo "== summary (data/report/summary.txt; full report: data/report/index.html) =="
+	@cat data/report/summary.txt
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

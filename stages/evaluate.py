@@ -223,7 +223,9 @@ def _itm_scores(model: GSHN, emb: dict[str, Any], pairs: list[tuple[int, int]], 
         chunk = pairs[start: start + batch_size]
         im = torch.tensor([i for i, _ in chunk])
         tx = torch.tensor([t for _, t in chunk])
-        logits = model.itm_logits(emb["text_ids"][tx], emb["text_mask"][tx], emb["tokens"][im], emb["node_mask"][im])
+        nmask, tmask = emb["node_mask"][im], emb["text_mask"][tx]
+        k, n = int(nmask.sum(1).max()), int(tmask.sum(1).max())   # padding shared by the whole chunk is cut
+        logits = model.itm_logits(emb["text_ids"][tx][:, :n], tmask[:, :n], emb["tokens"][im][:, :k], nmask[:, :k])
         out.append(logits.softmax(1)[:, 1])
     return torch.cat(out).numpy() if out else np.zeros(0)
 
