@@ -50,13 +50,15 @@ class AttributeNet(nn.Module):
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1) * 255, persistent=False)
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1) * 255, persistent=False)
 
-    def trunk_parameters(self) -> list[nn.Parameter]:
-        return [p for name in self.trunk for p in getattr(self.resnet, name).parameters()]
-
-    def unused_parameters(self) -> list[nn.Parameter]:
-        """Layers after the trunk and the ImageNet classifier: kept at their seeded init, never run."""
-        used = {id(p) for p in self.trunk_parameters()}
-        return [p for p in self.resnet.parameters() if id(p) not in used]
+    def parameter_groups(self, train_from: str) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
+        """(trained, fixed): the heads and the trunk from `train_from` on are trained; the trunk before it,
+        the layers after it and the ImageNet classifier (which never run) keep their seeded init."""
+        if train_from not in self.trunk or train_from in STEM[1:]:
+            raise BackboneError(f"train_from must be conv1 or a layer up to {self.trunk[-1]}, got {train_from}")
+        trained = [p for name in self.trunk[self.trunk.index(train_from):]
+                   for p in getattr(self.resnet, name).parameters()] + list(self.heads.parameters())
+        ids = {id(p) for p in trained}
+        return trained, [p for p in self.parameters() if id(p) not in ids]
 
     def feature_map(self, images: Tensor) -> Tensor:
         x = (images - self.mean) / self.std

@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from models.attribute_head import IGNORE, AttributeBatch, AttributeNet
-from models.backbone import STRIDE
+from models.backbone import STRIDE, BackboneError
 from stages import layout, params, trainer
 from stages.cli import EXPECTED, StageError, progress_enabled, setup_logging
 from storage.adapters.scene_render import COLORS, SHAPES, STUFF
@@ -52,10 +52,12 @@ def weights_path(arch: str) -> Path:
 class Segments:
     """Images, segment-id maps and per-segment targets of one split, in memory."""
 
-    def __init__(self, images: np.ndarray, ids: np.ndarray, targets: dict[str, np.ndarray]) -> None:
+    def __init__(self, images: np.ndarray, ids: np.ndarray, targets: dict[str, np.ndarray],
+                 large: np.ndarray) -> None:
         self.images = images      # N x H x W x 3 uint8
         self.ids = ids            # N x H x W int16, 0 = void
         self.targets = targets    # attribute -> N x (max id + 1) class index, IGNORE where none
+        self.large = large        # N x (max id + 1) bool: things of size "large" (for a separate metric)
 
     def __len__(self) -> int:
         return len(self.images)
@@ -76,6 +78,7 @@ def load_split(root: Path, rows: list[dict[str, Any]]) -> Segments:
             raise StageError(f"backbone: {gt}.png is {ids[-1].shape}, its image {images[-1].shape[:2]}")
     width = max(int(i.max()) for i in ids) + 1
     targets = {name: np.full((len(rows), width), IGNORE, np.int64) for name in CLASSES}
+    large = np.zeros((len(rows), width), bool)
     for n, recs in enumerate(records):
         for rec in recs:
             cat = rec.get("category")
@@ -88,7 +91,8 @@ def load_split(root: Path, rows: list[dict[str, Any]]) -> Segments:
                     raise StageError(f"backbone: {rows[n]['image_id']}: thing {rec['id']} has colour "
                                      f"{rec.get('color')!r}; regenerate the dataset (`dvc repro prepare@scenes`)")
                 targets["color"][n, rec["id"]] = CLASSES["color"].index(rec["color"])
-    return Segments(np.stack(images), np.stack(ids).astype(np.int16), targets)
+                large[n, rec["id"]] = rec.get("size") == "large"
+    return Segments(np.stack(images), np.stack(ids).astype(np.int16), targets, large)
 
 
 def coverage(ids: torch.Tensor, stride: int) -> torch.Tensor:
@@ -164,16 +168,19 @@ def evaluate(model: AttributeNet, data: Segments, stride: int, batch_size: int) 
     """Held-out accuracy per attribute over every ground-truth segment (no augmentation, eval mode)."""
     model.eval()
     collate = Collator(data, stride, None)
-    hits: dict[str, list[int]] = {k: [0, 0] for k in ("category", "shape", "stuff", "color")}
+    hits: dict[str, list[int]] = {k: [0, 0] for k in ("category", "shape", "shape_large", "stuff", "color")}
     n_shapes = len(SHAPES)
     for start in range(0, len(data), batch_size):
-        batch = collate(list(range(start, min(start + batch_size, len(data)))))
+        spec = list(range(start, min(start + batch_size, len(data))))
+        batch = collate(spec)
         pred = model.predict(batch)
         for name in CLASSES:
             t, p = batch.targets[name], pred[name]
             groups = {name: t != IGNORE}
             if name == "category":
-                groups |= {"shape": (t != IGNORE) & (t < n_shapes), "stuff": t >= n_shapes}
+                shape = (t != IGNORE) & (t < n_shapes)
+                large = torch.from_numpy(data.large[spec, 1: t.shape[1] + 1])
+                groups |= {"shape": shape, "shape_large": shape & large, "stuff": t >= n_shapes}
             for g, keep in groups.items():
                 hits[g][0] += int((p[keep] == t[keep]).sum())
                 hits[g][1] += int(keep.sum())
@@ -208,9 +215,12 @@ def run() -> dict[str, Any]:
     torch.manual_seed(cfg.seed)
     model = AttributeNet(arch, layer, {k: len(v) for k, v in CLASSES.items()})
     out = out_dir()
-    groups = [trainer.OptimGroup("trunk", model.trunk_parameters() + list(model.heads.parameters()), "adamw",
-                                 cfg.lr, cfg.weight_decay),
-              trainer.OptimGroup("unused", model.unused_parameters(), frozen=True)]
+    try:
+        trained, fixed = model.parameter_groups(cfg.train_from)
+    except BackboneError as e:
+        raise StageError(f"backbone.train_from: {e}") from None
+    groups = [trainer.OptimGroup("trained", trained, "adamw", cfg.lr, cfg.weight_decay),
+              trainer.OptimGroup("fixed", fixed, frozen=True)]
     tcfg = trainer.TrainConfig(epochs=cfg.epochs, warmup_ratio=cfg.warmup_ratio, seed=cfg.seed, device=cfg.device)
     inputs = [root / r["path"] for r in train_rows + val_rows] + \
         [root / "gt" / f"{r['image_id']}.{ext}" for r in train_rows + val_rows for ext in ("png", "json")]

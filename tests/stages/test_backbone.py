@@ -26,10 +26,16 @@ def test_trains_and_features_load_the_weights(workspace, tmp_path, one_thread):
     sd = torch.load(weights, weights_only=True)
     assert sd.keys() == torchvision.models.resnet18(weights=None).state_dict().keys()  # torchvision's own keys
     assert "layer3.1.bn2.running_var" in sd  # batch norm kept unfolded
+    torch.manual_seed(0)
+    init = torchvision.models.resnet18(weights=None).state_dict()
+    assert torch.equal(sd["layer1.0.conv1.weight"], init["layer1.0.conv1.weight"])  # before train_from: layer2
+    assert not torch.equal(sd["layer2.0.conv1.weight"], init["layer2.0.conv1.weight"])
+    assert torch.equal(sd["layer4.0.conv1.weight"], init["layer4.0.conv1.weight"])  # after features.layer: never run
     metrics = json.loads((tmp_path / "data/backbone/metrics.json").read_text())
     assert metrics == json.loads(json.dumps(report))
     assert metrics["steps"] == 2 and metrics["val_images"] == 4  # 16 images / batch 8; the tiny val split
     assert 0 <= metrics["val_shape_acc"] <= 1 and metrics["val_color_segments"] > 0
+    assert 0 < metrics["val_shape_large_segments"] < metrics["val_shape_segments"] == metrics["val_color_segments"]
     assert (tmp_path / "data/backbone/train/plots/losses.tsv").is_file()
 
     workspace({"features": {"weights": str(weights)}})
@@ -51,7 +57,7 @@ def test_pooled_targets_on_a_constructed_mask():
     ids[0, 4:12, 20:30] = 2                      # 8 x 10 thing inside cell (0, 1)
     ids[0, 14:18, 0:32] = 3                      # a stuff band across the cell rows' border
     targets = {"category": np.array([[IGNORE, 7, 1, 8]]), "color": np.array([[IGNORE, IGNORE, 4, IGNORE]])}
-    data = backbone.Segments(np.zeros((1, 32, 32, 3), np.uint8), ids, targets)
+    data = backbone.Segments(np.zeros((1, 32, 32, 3), np.uint8), ids, targets, np.zeros((1, 4), bool))
     batch = backbone.Collator(data, 16, None)([0])
     cov = batch.coverage[0].numpy()
     assert cov.shape == (3, 4)
@@ -88,6 +94,12 @@ def test_augmented_batch_keeps_targets_consistent(workspace, one_thread):
 def test_needs_ground_truth(workspace):
     workspace({"backbone": {"dataset": "easy_vqa"}})
     with pytest.raises(StageError, match="backbone.dataset=easy_vqa has no ground-truth segments"):
+        backbone.run()
+
+
+def test_train_from_must_lie_in_the_trunk(workspace):
+    _tiny(workspace, {"features": {"layer": "layer2"}, "backbone": {"train_from": "layer3"}})
+    with pytest.raises(StageError, match="backbone.train_from: train_from must be conv1 or a layer up to layer2"):
         backbone.run()
 
 
