@@ -30,7 +30,7 @@ from models.downstream import TaskModel
 from models.gshn import GSHN
 from models.text import tokenize
 from stages import layout, params, trainer
-from stages.cli import EXPECTED, StageError, progress_enabled, setup_logging
+from stages.cli import EXPECTED, StageError, progress_enabled, set_threads, setup_logging
 from stages.finetune import META, TASKS, task_dir
 from stages.metrics import chance_recall, recall_at_k, top1_accuracy
 from stages.modelcfg import build_model
@@ -305,7 +305,9 @@ def run(task: str) -> dict[str, Any]:
         raise StageError(f"unknown task {task!r}; known: {', '.join(TASKS)}")
     mcfg: params.ModelParams = params.load("model")
     ecfg: params.EvaluateParams = params.load("evaluate")
-    tp: params.TaskParams = getattr(params.load("finetune"), task)
+    fcfg: params.FinetuneParams = params.load("finetune")
+    tp: params.TaskParams = getattr(fcfg, task)
+    set_threads(fcfg.threads)
     torch.manual_seed(0)   # evaluation is deterministic: the spike coding draws from the global RNG
     report = {}
     for ds in tp.datasets:

@@ -25,7 +25,7 @@ import torch
 from models.downstream import TaskModel
 from models.gshn import GSHN
 from stages import layout, params, trainer
-from stages.cli import EXPECTED, StageError, progress_enabled, setup_logging
+from stages.cli import EXPECTED, StageError, progress_enabled, set_threads, setup_logging
 from stages.modelcfg import build_model, optim_groups
 from stages.pairs import PairCollator, feature_meta, load_samples, random_plan
 from stages.tasks import TaskCollator, TaskData, image_batches, load_task
@@ -157,6 +157,7 @@ def run(task: str) -> dict[str, Any]:
         raise StageError(f"unknown task {task!r}; known: {', '.join(TASKS)}")
     mcfg: params.ModelParams = params.load("model")
     fcfg: params.FinetuneParams = params.load("finetune")
+    set_threads(fcfg.threads)
     tp: params.TaskParams = getattr(fcfg, task)
     absent = [d for d in tp.datasets if d not in params.datasets()]
     if absent:

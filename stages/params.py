@@ -274,6 +274,7 @@ class PretrainParams(Section):
     heldout: int = Field(256, ge=2)                    # val pairs for the ITC R@1 metric
     seed: int = 0
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    threads: int | None = Field(1, ge=1, le=256)       # CPU intra-op threads (reorder too); null = torch's default
     checkpoint_every_steps: int | None = Field(None, ge=1)
 
 
@@ -317,6 +318,7 @@ class FinetuneParams(Section):
     grad_clip: float | None = Field(1.0, gt=0)
     seed: int = 0
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    threads: int | None = Field(1, ge=1, le=256)       # CPU intra-op threads (evaluate, report too); null = torch's default
 
 
 class EvaluateParams(Section):

@@ -25,7 +25,7 @@ from torch import nn
 from models.energy import E_MAC, snn_energy
 from models.gshn import GSHN
 from stages import layout, params, trainer
-from stages.cli import EXPECTED, StageError, progress_enabled, setup_logging
+from stages.cli import EXPECTED, StageError, progress_enabled, set_threads, setup_logging
 from stages.metrics import recall_at_k
 from stages.modelcfg import build_model, optim_groups
 from stages.pairs import PairCollator, Samples, feature_meta, grouped_plan, load_samples, random_plan
@@ -103,6 +103,7 @@ def energy_report(model: GSHN, counts: list[list[Any]], n_images: int) -> dict[s
 def run(phase: str) -> dict[str, Any]:
     mcfg: params.ModelParams = params.load("model")
     pcfg: params.PretrainParams = params.load("pretrain")
+    set_threads(pcfg.threads)
     ph = pcfg.warmup if phase == "warmup" else pcfg.main
     n_phase = 1 if phase == "warmup" else 2
     C, K = feature_meta(pcfg.datasets)

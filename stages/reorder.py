@@ -57,7 +57,7 @@ from models.gshn import GSHN
 from models.nodes import collate_nodes
 from models.text import tokenize
 from stages import layout, params
-from stages.cli import EXPECTED, StageError, progress_enabled, setup_logging
+from stages.cli import EXPECTED, StageError, progress_enabled, set_threads, setup_logging
 from stages.modelcfg import build_model
 from stages.pairs import PairCollator, Samples, feature_meta, load_samples
 from storage.atomic import atomic_path, clean_temporaries, write_json
@@ -291,6 +291,7 @@ def load_warm(model: GSHN, path: Path = WARM) -> None:
 def run() -> dict[str, Any]:
     t0 = time.perf_counter()
     pre: params.PretrainParams = params.load("pretrain")
+    set_threads(pre.threads)
     cfg: params.ReorderParams = params.load("reorder")
     mcfg: params.ModelParams = params.load("model")
     G = cfg.retrieve_number or pre.batch_size

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from stages import layout, params, report_figures as fig, trainer
-from stages.cli import EXPECTED, StageError, setup_logging
+from stages.cli import EXPECTED, StageError, set_threads, setup_logging
 from stages.evaluate import metrics_path, out_dir as eval_dir
 from stages.finetune import TASKS, load_pretrained, task_dir
 from stages.pairs import PairCollator, feature_meta, load_samples
@@ -252,6 +252,7 @@ def run() -> str:
     pcfg: params.PretrainParams = params.load("pretrain")
     rcfg: params.ReportParams = params.load("report")
     fcfg: params.FinetuneParams = params.load("finetune")
+    set_threads(fcfg.threads)
     metrics = {}
     for task in TASKS:
         path = metrics_path(task)
