@@ -1,10 +1,11 @@
 """Stage `backbone`: supervised pre-training of the `features` trunk, the local stand-in for ImageNet weights.
 
-Trains torchvision `features.backbone` up to `features.layer` on the ground-truth segments of
-`backbone.dataset` (the embedded `scenes`: data/prepared/scenes/gt/<image_id>.png + .json): the
-feature map is soft-mask pooled over every segment as `features` pools it, and linear heads
-classify its category (shape or stuff) and, for things, its colour. Augmentations (flip, zoom,
-stretch, colour jitter, flat backgrounds, blur) move the scenes towards other domains.
+Trains torchvision `features.backbone` up to `features.layer` (from `backbone.train_from` on; earlier
+layers keep their seeded weights) on the ground-truth segments of `backbone.dataset` (the embedded
+`scenes`: data/prepared/scenes/gt/<image_id>.png + .json): the feature map is soft-mask pooled over
+every segment as `features` pools it, and linear heads classify its category (shape or stuff) and,
+for things, its colour. Augmentations (flip, zoom, stretch, colour jitter, flat backgrounds, blur)
+move the scenes towards other domains.
 
 Outputs under data/backbone/: <arch>.pt (the torchvision state dict, batch norm unfolded: what
 `features.weights` loads), metrics.json (held-out attribute accuracy on the val split), and
@@ -95,12 +96,18 @@ def load_split(root: Path, rows: list[dict[str, Any]]) -> Segments:
     return Segments(np.stack(images), np.stack(ids).astype(np.int16), targets, large)
 
 
+def counts(ids: torch.Tensor, width: int) -> torch.Tensor:
+    """Segment-id maps B x H x W (ids < width) -> B x width pixel counts."""
+    offset = torch.arange(len(ids)).view(-1, 1, 1) * width
+    return torch.bincount((ids + offset).flatten(), minlength=len(ids) * width).view(len(ids), width).float()
+
+
 def coverage(ids: torch.Tensor, stride: int) -> torch.Tensor:
     """Segment-id maps B x H x W (ids 0..S) -> B x S x (H/stride * W/stride) pixel counts per cell."""
     b, h, w = ids.shape
-    s = int(ids.max()) + 1
-    onehot = F.one_hot(ids.long(), s).view(b, h // stride, stride, w // stride, stride, s)
-    return onehot.sum((2, 4)).flatten(1, 2).transpose(1, 2)[:, 1:].float()
+    cell = (torch.arange(h) // stride).view(-1, 1) * (w // stride) + torch.arange(w) // stride
+    return counts(ids.long() * cell.max().add(1) + cell, (int(ids.max()) + 1) * int(cell.max() + 1)) \
+        .view(b, -1, int(cell.max() + 1))[:, 1:]
 
 
 class Collator:
@@ -117,11 +124,11 @@ class Collator:
         ids = torch.from_numpy(self.data.ids[spec]).long()
         targets = {k: torch.from_numpy(v[spec]) for k, v in self.data.targets.items()}
         if self.aug is not None:
-            area = F.one_hot(ids, targets["category"].shape[1]).sum((1, 2)).float()   # B x (max id + 1)
+            area = counts(ids, targets["category"].shape[1])   # B x (max id + 1)
             images, ids, scale = self._warp(images, ids)
             images, flat = self._appearance(images, self.is_stuff[idx].gather(1, ids.flatten(1)).view_as(ids))
             targets["category"] = torch.where(flat[:, None] & self.is_stuff[idx], IGNORE, targets["category"])
-            seen = F.one_hot(ids, area.shape[1]).sum((1, 2)).float()
+            seen = counts(ids, area.shape[1])
             cut = seen < MIN_VISIBLE * area * scale[:, None]
             targets["category"] = torch.where(cut & ~self.is_stuff[idx], IGNORE, targets["category"])
             targets = {k: torch.where(seen < MIN_PIXELS, IGNORE, v) for k, v in targets.items()}
