@@ -229,7 +229,7 @@ class BackboneParams(Section):
     dataset: Literal[DATASETS] = "scenes"              # needs ground-truth segments: data/prepared/<dataset>/gt/
     epochs: int = Field(4, ge=1, le=1000)              # ~2.4 min on 2 CPU cores (README)
     # trained from this stage of the trunk on; earlier ones keep their seeded weights (their batch-norm
-    # statistics still adapt): layer2 trains ~2x faster on CPU than conv1
+    # statistics still adapt): a step from layer2 is ~1.3x faster on CPU than from conv1
     train_from: Literal["conv1", "layer1", "layer2", "layer3", "layer4"] = "layer2"
     batch_size: int = Field(32, ge=2, le=4096)
     max_images: int | None = Field(None, ge=1)         # train images used (the first N); null = all
