@@ -75,6 +75,7 @@ def make_workspace(n_images: int, overrides: list[str]) -> Path:
     cfg = yaml.safe_load((REPO / "params.yaml").read_text())
     cfg["datasets"] = [DATASET]
     cfg["prepare"]["scenes"]["splits"] = {"train": n_images}
+    cfg["features"]["weights"] = None  # throughput does not depend on the weights: no `backbone` stage run needed
     for item in overrides:
         key, _, value = item.partition("=")
         *path, leaf = key.split(".")
