@@ -1,8 +1,8 @@
 """Stage `finetune@<task>`: the pretrained GSHN finetuned on VQA, VE, NLVR2 or image-text retrieval.
 
 `python -m stages.finetune --task vqa` trains, for every dataset of `finetune.<task>.datasets`:
-- vqa / ve / nlvr2: `model/` = the pretrained visual encoder + transformer + a task head on the joint
-  [CLS] (models/downstream.py), and `blind/` = the same transformer and head without visual tokens
+- vqa / ve / nlvr2: `model/` = the pretrained visual encoder + transformer + a task head on the
+  mean-pooled joint pass (models/downstream.py), and `blind/` = the same transformer and head without visual tokens
   (the text-only baseline, trained the same way so every number has context);
 - itr: `model/` = the pretrained GSHN trained further with ITC + ITM on the retrieval train split.
 Each model folder is a stages.trainer output (model.pt, checkpoint/ for resume, metrics.json,
