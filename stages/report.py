@@ -60,9 +60,10 @@ def summary_rows(metrics: dict[str, dict[str, Any]]) -> list[list[str]]:
         for ds, r in per_ds.items():
             if task == "itr":
                 for d in ("i2t", "t2i"):
-                    m, c = r["itm_rerank"][f"{d}_r1"], r["chance"][f"{d}_r1"]
-                    rows.append([task, ds, f"R@1 {d} (ITC+ITM)", f"{m:.4f}", f"chance {c:.4f}", "",
-                                 f"{m - c:+.4f}"])
+                    for name, label in (("itm_rerank", "ITC+ITM"), ("itc", "ITC")):
+                        m, c = r[name][f"{d}_r1"], r["chance"][f"{d}_r1"]
+                        rows.append([task, ds, f"R@1 {d} ({label})", f"{m:.4f}", f"chance {c:.4f}", "",
+                                     f"{m - c:+.4f}"])
             else:
                 rows.append([task, ds, METRIC[task], f"{r['model']:.4f}", f"blind {r['blind']:.4f}",
                              f"prior {r['prior']:.4f}", f"{r['margin_over_blind']:+.4f}"])
