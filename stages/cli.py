@@ -55,3 +55,17 @@ def run_dataset_stage(name: str, fn: Callable[[str], None], argv: list[str] | No
     except EXPECTED as e:
         log.error("%s failed: %s", name, e)
         sys.exit(2)
+
+
+def run_task_stage(name: str, fn: Callable[[str], object], tasks: tuple[str, ...],
+                   errors: tuple[type[BaseException], ...] = (), argv: list[str] | None = None) -> None:
+    """`python -m stages.<name> --task T`: run fn(T); expected errors (and `errors`) exit 2 with one line."""
+    parser = argparse.ArgumentParser(prog=f"python -m stages.{name}")
+    parser.add_argument("--task", choices=tasks, required=True)
+    args = parser.parse_args(argv)
+    setup_logging()
+    try:
+        fn(args.task)
+    except (*EXPECTED, *errors) as e:
+        log.error("%s@%s failed: %s", name, args.task, e)
+        sys.exit(2)

@@ -15,10 +15,8 @@ for real benchmarks' unlabelled test splits (storage/submissions.py).
 """
 from __future__ import annotations
 
-import argparse
 import json
 import logging
-import sys
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -30,7 +28,7 @@ from models.downstream import TaskModel
 from models.gshn import GSHN
 from models.text import tokenize
 from stages import layout, params, trainer
-from stages.cli import EXPECTED, StageError, progress_enabled, set_threads, setup_logging
+from stages.cli import StageError, progress_enabled, run_task_stage, set_threads
 from stages.finetune import META, TASKS, task_dir
 from stages.metrics import chance_recall, recall_at_k, top1_accuracy
 from stages.modelcfg import build_model
@@ -330,15 +328,7 @@ def _log(task: str, ds: str, r: dict[str, Any]) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m stages.evaluate")
-    parser.add_argument("--task", choices=TASKS, required=True)
-    args = parser.parse_args(argv)
-    setup_logging()
-    try:
-        run(args.task)
-    except (*EXPECTED, trainer.CheckpointError, submissions.SubmissionError) as e:
-        log.error("evaluate@%s failed: %s", args.task, e)
-        sys.exit(2)
+    run_task_stage("evaluate", run, TASKS, (trainer.CheckpointError, submissions.SubmissionError), argv)
 
 
 if __name__ == "__main__":

@@ -12,11 +12,9 @@ is refused with a clear message instead of a shape error deep in torch.
 """
 from __future__ import annotations
 
-import argparse
 import hashlib
 import logging
 import shutil
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +23,7 @@ import torch
 from models.downstream import TaskModel
 from models.gshn import GSHN
 from stages import layout, params, trainer
-from stages.cli import EXPECTED, StageError, progress_enabled, set_threads, setup_logging
+from stages.cli import StageError, progress_enabled, run_task_stage, set_threads
 from stages.modelcfg import build_model, optim_groups
 from stages.pairs import PairCollator, feature_meta, load_samples, random_plan
 from stages.tasks import TaskCollator, TaskData, image_batches, load_task
@@ -180,15 +178,7 @@ def run(task: str) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m stages.finetune")
-    parser.add_argument("--task", choices=TASKS, required=True)
-    args = parser.parse_args(argv)
-    setup_logging()
-    try:
-        run(args.task)
-    except (*EXPECTED, trainer.TrainError, trainer.CheckpointError) as e:
-        log.error("finetune@%s failed: %s", args.task, e)
-        sys.exit(2)
+    run_task_stage("finetune", run, TASKS, (trainer.TrainError, trainer.CheckpointError), argv)
 
 
 if __name__ == "__main__":
