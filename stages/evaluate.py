@@ -85,7 +85,8 @@ def load_task_model(task: str, dataset: str, variant: str, meta: dict[str, Any],
                          f"{n_out} {'answers' if task == 'vqa' else 'labels'}: incompatible answer vocabulary; "
                          f"rerun `dvc repro finetune@{task}`")
     base = build_model(mcfg, meta["channels"], meta["max_nodes"], phase=2)
-    model = TaskModel.from_pretrained(base, task, n_out, blind=variant == "blind", dropout=mcfg.dropout)
+    model = TaskModel.from_pretrained(base, task, n_out, blind=variant == "blind", dropout=mcfg.dropout,
+                                      pool=meta.get("pool", "joint"))
     _load(model, path, f"a {variant} {task} model of preset {mcfg.preset}/{mcfg.size}")
     return model.eval()
 

@@ -112,7 +112,7 @@ def finetune_classifier(task: str, dataset: str, mcfg: params.ModelParams, fcfg:
     for variant, epochs in (("model", tp.epochs), ("blind", tp.blind_epochs)):
         blind = variant == "blind"
         torch.manual_seed(fcfg.seed)
-        model = TaskModel.from_pretrained(load_pretrained(mcfg, C, K), task, n_out, blind, mcfg.dropout)
+        model = TaskModel.from_pretrained(load_pretrained(mcfg, C, K), task, n_out, blind, mcfg.dropout, tp.pool)
 
         def plan(epoch: int) -> list[list[int]]:
             return image_batches(train, tp.batch_size, fcfg.seed, epoch, tp.max_samples)
@@ -122,7 +122,7 @@ def finetune_classifier(task: str, dataset: str, mcfg: params.ModelParams, fcfg:
         results[variant] = _fit(model, optim_groups(model.parameter_groups(), tp), plan, collate, epochs, fcfg,
                                 root / variant, fp)
         collate.close()
-    write_json(root / META, meta(task, dataset, mcfg, C, K, n_out=n_out, train_samples=len(train),
+    write_json(root / META, meta(task, dataset, mcfg, C, K, n_out=n_out, pool=tp.pool, train_samples=len(train),
                                  train_missing=train.missing, **extra))
     return results
 

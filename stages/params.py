@@ -295,6 +295,7 @@ class TaskParams(Section):
     batch_size: int = Field(64, ge=2, le=4096)         # samples per step (all samples of an image together)
     max_samples: int | None = Field(None, ge=2)        # per epoch (a CPU budget); null = the whole split
     blind_epochs: int = Field(2, ge=1, le=1000)        # the text-only baseline (not for itr)
+    pool: Literal["joint", "text"] = "joint"           # head input: mean of all joint tokens or of the text positions
 
     @model_validator(mode="after")
     def _known_datasets(self) -> "TaskParams":

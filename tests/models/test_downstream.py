@@ -16,9 +16,10 @@ def _ids(n=B, seed=0):
     return ids, torch.ones(n, L, dtype=torch.long)
 
 
-def _task(task, n_out, blind=False, batch_as_time=False):
+def _task(task, n_out, blind=False, batch_as_time=False, pool="joint"):
     torch.manual_seed(0)
-    return TaskModel.from_pretrained(_model(batch_as_time=batch_as_time), task, n_out, blind, dropout=0.0).eval()
+    return TaskModel.from_pretrained(_model(batch_as_time=batch_as_time), task, n_out, blind, dropout=0.0,
+                                     pool=pool).eval()
 
 
 def test_vqa_loss_and_score_hand_worked():
@@ -79,3 +80,17 @@ def test_wrong_image_slots_and_bad_configs_are_clear_errors():
         _task("gqa", 3)
     with pytest.raises(ValueError, match="at least 2 outputs"):
         _task("vqa", 1)
+    with pytest.raises(ValueError, match="unknown pooling"):
+        _task("vqa", 3, pool="cls")
+
+
+def test_text_pooling_reads_the_text_positions_of_the_joint_pass():
+    ids, mask = _ids()
+    mask[:, -2:] = 0                                   # padded text positions are left out
+    batch = TaskBatch(ids, mask, [_nodes()], [torch.arange(B)], torch.zeros(B, dtype=torch.long))
+    model = _task("ve", 3, pool="text")
+    seq = model.transformer(ids, mask, model.visual(batch.images[0]).tokens, batch.images[0].node_mask)
+    want = (seq[:, :L] * mask[..., None]).sum(1) / mask.sum(1, keepdim=True)
+    torch.testing.assert_close(model.pooled(ids, mask, batch.images[0], torch.arange(B)), want)
+    joint = _task("ve", 3).pooled(ids, mask, batch.images[0], torch.arange(B))
+    assert not torch.allclose(joint, want)
