@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import copy
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,22 @@ TINY_PARAMS: dict[str, Any] = {
     "evaluate": {"batch_size": 16, "itr_candidates": 10, "examples": 2},
     "report": {"overlays": 2, "retrieval_examples": 1},
 }
+
+
+# What a scratch project for real `dvc` / flow runs needs from the repository.
+PROJECT_CODE = ("stages", "models", "storage", "flows", "dvc.yaml", ".dvc/config", ".dvcignore", ".gitignore")
+
+
+def copy_code(dst: Path) -> None:
+    """Copy the project's code and DVC config into `dst` (created if missing)."""
+    dst.mkdir(parents=True, exist_ok=True)
+    for name in PROJECT_CODE:
+        src = REPO / name
+        if src.is_dir():
+            shutil.copytree(src, dst / name, ignore=shutil.ignore_patterns("__pycache__"))
+        elif src.is_file():
+            (dst / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(src, dst / name)
 
 
 def tiny_params(overrides: dict | None = None) -> dict:

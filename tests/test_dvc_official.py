@@ -1,6 +1,5 @@
 """`dvc exp run -S` on a scratch copy of the project: real-dataset sections pointing at tiny fixtures in
 the official layouts run prepare -> segment -> features through the DAG's `foreach`."""
-import shutil
 import sys
 from pathlib import Path
 
@@ -12,9 +11,9 @@ import yaml
 from storage.adapters.vqav2 import annotations_file, questions_file
 from storage.shards import ShardReader
 from storage.tables import read_table
-from tests.conftest import REPO, tiny_params
+from tests.conftest import copy_code, tiny_params
 from tests.storage.official_layout import image, write_json, write_jsonl
-from tests.test_dvc_pipeline import CODE, _sh
+from tests.test_dvc_pipeline import _sh
 
 
 def _fixtures(root: Path) -> dict[str, Path]:
@@ -37,13 +36,7 @@ def _fixtures(root: Path) -> dict[str, Path]:
 @pytest.mark.slow
 def test_exp_run_overrides_add_a_real_dataset(tmp_path):
     project, fx = tmp_path / "project", _fixtures(tmp_path / "fixtures")
-    for name in CODE:
-        src = REPO / name
-        if src.is_dir():
-            shutil.copytree(src, project / name, ignore=shutil.ignore_patterns("__pycache__"))
-        elif src.is_file():
-            (project / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy(src, project / name)
+    copy_code(project)
     # A trunk weight file of the user's own (as the papers' ImageNet file): nothing upstream of features to train.
     weights = project / "weights" / "resnet18.pth"
     weights.parent.mkdir()

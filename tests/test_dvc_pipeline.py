@@ -1,7 +1,6 @@
 """`dvc repro` on a scratch copy of the project: the DAG runs, and a param change reruns only what reads it."""
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -9,9 +8,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import REPO, tiny_params
+from tests.conftest import copy_code, tiny_params
 
-CODE = ("stages", "models", "storage", "flows", "dvc.yaml", ".dvc/config", ".dvcignore", ".gitignore")
 
 
 def _sh(cmd: list[str], cwd: Path) -> str:
@@ -25,13 +23,7 @@ def _sh(cmd: list[str], cwd: Path) -> str:
 
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
-    for name in CODE:
-        src = REPO / name
-        if src.is_dir():
-            shutil.copytree(src, tmp_path / name, ignore=shutil.ignore_patterns("__pycache__"))
-        elif src.is_file():
-            (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy(src, tmp_path / name)
+    copy_code(tmp_path)
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(tiny_params()))
     _sh(["git", "init", "-q"], tmp_path)
     _sh(["git", "add", "-A"], tmp_path)

@@ -14,9 +14,8 @@ import pytest
 import yaml
 
 import flows  # noqa: F401  (sets Prefect's environment defaults before Prefect is imported)
-from tests.conftest import REPO, tiny_params
+from tests.conftest import copy_code, tiny_params
 
-CODE = ("stages", "models", "storage", "flows", "dvc.yaml", ".dvc/config", ".dvcignore", ".gitignore")
 GIT_ENV = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
 # The flow tests run TARGET and its upstream only (prepare, segment, features of scenes, and whatever
 # dvc.yaml puts before them), never the pretraining and downstream stages.
@@ -32,14 +31,7 @@ def sh(cmd: list[str], cwd: Path) -> str:
 
 def make_project(root: Path, overrides: dict | None = None) -> Path:
     """A git + DVC copy of the project's code with tiny params (fast, scenes only)."""
-    root.mkdir(parents=True, exist_ok=True)
-    for name in CODE:
-        src = REPO / name
-        if src.is_dir():
-            shutil.copytree(src, root / name, ignore=shutil.ignore_patterns("__pycache__"))
-        elif src.is_file():
-            (root / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy(src, root / name)
+    copy_code(root)
     write_params(root, tiny_params(overrides))
     sh(["git", "init", "-q"], root)
     sh(["git", "add", "-A"], root)
