@@ -170,13 +170,15 @@ def _write_predictions(task: str, dataset: str, data: TaskData, preds: dict[str,
 
 
 def _write_submissions(task: str, dataset: str, data: TaskData, predicted: list[str]) -> None:
-    """Upload files for benchmarks whose test answers are withheld."""
+    """Upload files for benchmarks whose test answers are withheld (VQAv2, GQA, NLVR2)."""
+    if (task, dataset) not in {("vqa", "vqav2"), ("vqa", "gqa"), ("nlvr2", "nlvr2")}:
+        return
     sub = out_dir(task, dataset) / "submission"
     by_id = dict(zip(data.ids, predicted))
     table = read_table(table_path(layout.prepared(dataset), task), task).to_pylist()
     test = [r for r in table if r["split"] == "test"]
-    missing = [r for r in test if r[{"vqa": "question_id", "ve": "pair_id", "nlvr2": "pair_id"}[task]] not in by_id]
-    if dataset == "vqav2" and task == "vqa":
+    if dataset == "vqav2":
+        missing = [r for r in test if r["question_id"] not in by_id]
         if missing:
             raise StageError(f"vqav2: {len(missing)} test questions have no node features, so the EvalAI files would "
                              f"be incomplete; see data/features/vqav2/rejects.parquet")
@@ -184,10 +186,10 @@ def _write_submissions(task: str, dataset: str, data: TaskData, predicted: list[
         if dev:
             submissions.write_vqa_results(sub / "vqa_test-dev2015_results.json", by_id, dev)
         submissions.write_vqa_results(sub / "vqa_test2015_results.json", by_id, [r["question_id"] for r in test])
-    elif dataset == "gqa" and task == "vqa":
+    elif dataset == "gqa":
         ids = [r["question_id"] for r in test if r["question_id"] in by_id]
         submissions.write_gqa_predictions(sub / "gqa_testdev_predictions.json", by_id, ids)
-    elif dataset == "nlvr2" and task == "nlvr2":
+    else:
         ids = [r["pair_id"] for r in test if r["pair_id"] in by_id]
         submissions.write_nlvr2_predictions(sub / "nlvr2_test_predictions.csv",
                                             {k: v == "true" for k, v in by_id.items()}, ids)

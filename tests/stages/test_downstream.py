@@ -110,3 +110,20 @@ def test_missing_pretrain_checkpoint(workspace, tmp_path):
     finetune.PRETRAINED.unlink()
     with pytest.raises(StageError, match="run `dvc repro pretrain` first"):
         finetune.run("nlvr2")
+
+
+def test_vqav2_test_predictions_become_evalai_files(tmp_path, monkeypatch):
+    from stages.tasks import TaskData
+    from storage.tables import table_path, write_table
+    monkeypatch.chdir(tmp_path)
+    rows = [{"question_id": q, "image_id": "coco-1", "question": "what?", "answers": [], "answer_type": None,
+             "split": "test", "subset": sub} for q, sub in (("11", "test-dev2015"), ("12", "test2015"), ("13", "test-dev2015"))]
+    write_table(table_path(tmp_path / "data/prepared/vqav2", "vqa"), "vqa", rows)
+    data = TaskData("vqa", "vqav2", "test", ids=["11", "12", "13"])
+    evaluate._write_submissions("vqa", "vqav2", data, ["yes", "2", "red"])
+    sub = tmp_path / "data/evaluate/vqa/vqav2/submission"
+    assert json.loads((sub / "vqa_test-dev2015_results.json").read_text()) == [
+        {"question_id": 11, "answer": "yes"}, {"question_id": 13, "answer": "red"}]
+    assert len(json.loads((sub / "vqa_test2015_results.json").read_text())) == 3
+    with pytest.raises(StageError, match="1 test questions have no node features"):
+        evaluate._write_submissions("vqa", "vqav2", TaskData("vqa", "vqav2", "test", ids=["11", "12"]), ["yes", "2"])
