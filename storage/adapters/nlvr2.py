@@ -9,13 +9,12 @@ Ids: pair "<identifier>", images "nlvr2-<file stem>" (shared by the items of one
 """
 from __future__ import annotations
 
-import json
 import re
 
 from tqdm import tqdm
 
 from storage.adapters.base import Prepared
-from storage.adapters.official import NOT_UTF8, Builder, read_lines, require, require_param, text_problem
+from storage.adapters.official import Builder, parse_json_line, read_lines, require, require_param
 
 URL = "https://github.com/lil-lab/nlvr/tree/master/nlvr2 (images: https://lil.nlp.cornell.edu/nlvr/)"
 SPLITS = ("train", "dev", "test1")
@@ -25,13 +24,7 @@ IDENTIFIER = re.compile(r"^(?P<stem>[A-Za-z0-9]+-\d+-\d+)-\d+$")
 
 
 def _parse(text: str | None) -> tuple[dict | None, str | None]:
-    if text is None:
-        return None, NOT_UTF8
-    try:
-        rec = json.loads(text)
-    except json.JSONDecodeError as e:
-        return None, f"malformed JSON: {e.msg} at column {e.colno}"
-    problem = text_problem(rec, ("identifier", "sentence", "label"))
+    rec, problem = parse_json_line(text, ("identifier", "sentence", "label"))
     if problem is None and not IDENTIFIER.match(str(rec["identifier"])):
         problem = f"identifier {rec['identifier']!r} is not <split>-<set>-<pair>-<sentence>"
     return rec, problem

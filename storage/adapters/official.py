@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import codecs
+import json
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -100,6 +101,17 @@ def text_problem(record: Any, fields: Iterable[str]) -> str | None:
         if isinstance(record[f], str) and "\ufffd" in record[f]:
             return NOT_UTF8
     return None
+
+
+def parse_json_line(text: str | None, fields: Iterable[str]) -> tuple[dict | None, str | None]:
+    """One JSON-lines record (None: the line was not UTF-8) -> (record, why it cannot be used or None)."""
+    if text is None:
+        return None, NOT_UTF8
+    try:
+        rec = json.loads(text)
+    except json.JSONDecodeError as e:
+        return None, f"malformed JSON: {e.msg} at column {e.colno}"
+    return rec, text_problem(rec, fields)
 
 
 def infer_answer_type(answers: list[str]) -> str:

@@ -8,12 +8,11 @@ Ids: pair "<pairID>", image "flickr30k-<Flickr30K_ID>".
 """
 from __future__ import annotations
 
-import json
 
 from tqdm import tqdm
 
 from storage.adapters.base import Prepared
-from storage.adapters.official import NOT_UTF8, Builder, read_lines, require, require_param, text_problem
+from storage.adapters.official import Builder, parse_json_line, read_lines, require, require_param
 
 URL = "https://github.com/necla-ml/SNLI-VE"
 SPLITS = ("train", "dev", "test")
@@ -21,14 +20,6 @@ SPLIT = {"train": "train", "dev": "val", "test": "test"}
 FIELDS = ("Flickr30K_ID", "sentence2", "gold_label", "pairID")
 
 
-def _parse(text: str | None) -> tuple[dict | None, str | None]:
-    if text is None:
-        return None, NOT_UTF8
-    try:
-        rec = json.loads(text)
-    except json.JSONDecodeError as e:
-        return None, f"malformed JSON: {e.msg} at column {e.colno}"
-    return rec, text_problem(rec, FIELDS)
 
 
 def build(annotations: str | None, images: str | None, *, splits: list[str], progress: bool = True) -> Prepared:
@@ -44,7 +35,7 @@ def build(annotations: str | None, images: str | None, *, splits: list[str], pro
         split = SPLIT[name]
         for lineno, text in tqdm(read_lines(files[name]), desc=f"snli_ve {name}", unit="pair",
                                  disable=not progress, mininterval=1.0):
-            rec, problem = _parse(text)
+            rec, problem = parse_json_line(text, FIELDS)
             if problem:
                 b.reject("ve", f"{files[name].name}#{lineno}", problem)
                 continue
