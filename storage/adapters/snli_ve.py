@@ -8,7 +8,6 @@ Ids: pair "<pairID>", image "flickr30k-<Flickr30K_ID>".
 """
 from __future__ import annotations
 
-
 from tqdm import tqdm
 
 from storage.adapters.base import Prepared
