@@ -93,6 +93,7 @@ class TaskCollator:
         self.data, self.K, self.max_len, self.vocab, self.blind = data, K, max_text_len, vocab, blind
         self.tokenizer = build_tokenizer()
         self._reader: ShardReader | None = None
+        self._soft: dict[int, dict[int, float]] = {}   # sample -> VQA soft scores (normalising is slow)
 
     def _nodes(self, image_ids: list[str]) -> tuple[NodeBatch, torch.Tensor]:
         """Distinct images of `image_ids` as a NodeBatch padded to the most nodes among them (<= K),
@@ -109,12 +110,13 @@ class TaskCollator:
         return collate_nodes(out, K), torch.tensor([row[i] for i in image_ids])
 
     def targets(self, idx: list[int]) -> torch.Tensor:
-        labels = [self.data.labels[i] for i in idx]
         if self.data.task != "vqa":
-            return torch.tensor(labels, dtype=torch.long)
+            return torch.tensor([self.data.labels[i] for i in idx], dtype=torch.long)
         scores = torch.zeros(len(idx), len(self.vocab))
-        for b, answers in enumerate(labels):
-            for j, s in soft_scores(answers, self.vocab).items():
+        for b, i in enumerate(idx):
+            if i not in self._soft:
+                self._soft[i] = soft_scores(self.data.labels[i], self.vocab)
+            for j, s in self._soft[i].items():
                 scores[b, j] = s
         return scores
 
