@@ -5,7 +5,8 @@
   mean-pooled joint pass (models/downstream.py), and `blind/` = the same transformer and head without visual tokens
   (the text-only baseline, trained the same way so every number has context);
 - itr: `model/` = the pretrained GSHN trained further with ITC + ITM on the retrieval train split.
-Each model folder is a stages.trainer output (model.pt, checkpoint/ for resume, metrics.json,
+These trainings are independent: `finetune.workers` processes run them side by side (results never
+depend on it; under torchrun they run in turn). Each model folder is a stages.trainer output (model.pt, checkpoint/ for resume, metrics.json,
 plots/losses.tsv). `meta.json` beside them records what evaluation must match: the model preset
 and size, feature shape, and the answer vocabulary (VQA) or labels, so an incompatible checkpoint
 is refused with a clear message instead of a shape error deep in torch.
@@ -14,7 +15,9 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +26,10 @@ import torch
 from models.downstream import TaskModel
 from models.gshn import GSHN
 from stages import layout, params, trainer
-from stages.cli import StageError, progress_enabled, run_task_stage, set_threads
+from stages.cli import StageError, progress_enabled, run_task_stage, set_threads, setup_logging
+from stages.executors import run_jobs
 from stages.modelcfg import build_model, optim_groups
+from stages.params import ExecutorParams
 from stages.pairs import PairCollator, feature_meta, load_samples, random_plan
 from stages.tasks import TaskCollator, TaskData, image_batches, load_task
 from stages.vqa_answers import build_vocab
@@ -91,8 +96,31 @@ def _fit(model: torch.nn.Module, groups: list[trainer.OptimGroup], plan: Any, co
     return trainer.fit(model, groups, plan, collate, cfg, out, progress=progress_enabled(), fingerprint=fingerprint)
 
 
-def finetune_classifier(task: str, dataset: str, mcfg: params.ModelParams, fcfg: params.FinetuneParams,
-                        fingerprint: str) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Job:
+    """One training of the stage: a dataset's model or its blind baseline (itr: the model only)."""
+
+    task: str
+    dataset: str
+    variant: str         # model | blind
+    fingerprint: str     # params, code and inputs of the dataset (stages.trainer resumes only on a match)
+    threads: int | None  # CPU threads of the training's process
+
+
+def train_job(job: Job) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Runs one Job, in this process or in a worker (finetune.workers > 1: params are read again
+    there). Returns the trainer's metrics and the dataset's meta.json contents."""
+    setup_logging()
+    mcfg: params.ModelParams = params.load("model")
+    fcfg: params.FinetuneParams = params.load("finetune")
+    set_threads(job.threads)
+    if job.task == "itr":
+        return finetune_itr(job.dataset, mcfg, fcfg, job.fingerprint)
+    return finetune_classifier(job.task, job.dataset, job.variant, mcfg, fcfg, job.fingerprint)
+
+
+def finetune_classifier(task: str, dataset: str, variant: str, mcfg: params.ModelParams,
+                        fcfg: params.FinetuneParams, fingerprint: str) -> tuple[dict[str, Any], dict[str, Any]]:
     tp: params.TaskParams = getattr(fcfg, task)
     C, K = feature_meta([dataset])
     train: TaskData = load_task(task, dataset, "train")
@@ -105,30 +133,27 @@ def finetune_classifier(task: str, dataset: str, mcfg: params.ModelParams, fcfg:
     else:
         extra["labels"] = list(VE_LABELS) if task == "ve" else ["false", "true"]
     n_out = outputs(task, dataset, len(vocab) if vocab is not None else None)
-    root = task_dir(task, dataset)
-    log.info("%s/%s: %d train samples (%d without features)%s", task, dataset, len(train), train.missing,
+    blind = variant == "blind"
+    epochs = tp.blind_epochs if blind else tp.epochs
+    log.info("%s/%s: training %s (%d epochs) on %d train samples (%d without features)%s", task, dataset,
+             "the blind baseline" if blind else "the model", epochs, len(train), train.missing,
              f", {n_out} answers" if vocab is not None else "")
-    results = {}
-    for variant, epochs in (("model", tp.epochs), ("blind", tp.blind_epochs)):
-        blind = variant == "blind"
-        torch.manual_seed(fcfg.seed)
-        model = TaskModel.from_pretrained(load_pretrained(mcfg, C, K), task, n_out, blind, mcfg.dropout, tp.pool)
+    torch.manual_seed(fcfg.seed)
+    model = TaskModel.from_pretrained(load_pretrained(mcfg, C, K), task, n_out, blind, mcfg.dropout, tp.pool)
 
-        def plan(epoch: int) -> list[list[int]]:
-            return image_batches(train, tp.batch_size, fcfg.seed, epoch, tp.max_samples)
-        collate = TaskCollator(train, K, mcfg.max_text_len, vocab, blind)
-        fp = hashlib.sha256(repr((fingerprint, variant, extra)).encode()).hexdigest()
-        log.info("%s/%s: training %s (%d epochs)", task, dataset, "the blind baseline" if blind else "the model", epochs)
-        results[variant] = _fit(model, optim_groups(model.parameter_groups(), tp), plan, collate, epochs, fcfg,
-                                root / variant, fp)
-        collate.close()
-    write_json(root / META, meta(task, dataset, mcfg, C, K, n_out=n_out, pool=tp.pool, train_samples=len(train),
-                                 train_missing=train.missing, **extra))
-    return results
+    def plan(epoch: int) -> list[list[int]]:
+        return image_batches(train, tp.batch_size, fcfg.seed, epoch, tp.max_samples)
+    collate = TaskCollator(train, K, mcfg.max_text_len, vocab, blind)
+    fp = hashlib.sha256(repr((fingerprint, variant, extra)).encode()).hexdigest()
+    result = _fit(model, optim_groups(model.parameter_groups(), tp), plan, collate, epochs, fcfg,
+                  task_dir(task, dataset) / variant, fp)
+    collate.close()
+    return result, meta(task, dataset, mcfg, C, K, n_out=n_out, pool=tp.pool, train_samples=len(train),
+                        train_missing=train.missing, **extra)
 
 
 def finetune_itr(dataset: str, mcfg: params.ModelParams, fcfg: params.FinetuneParams,
-                 fingerprint: str) -> dict[str, Any]:
+                 fingerprint: str) -> tuple[dict[str, Any], dict[str, Any]]:
     tp = fcfg.itr
     C, K = feature_meta([dataset])
     train = load_samples([dataset], "train")
@@ -142,12 +167,10 @@ def finetune_itr(dataset: str, mcfg: params.ModelParams, fcfg: params.FinetunePa
         return random_plan(train, tp.batch_size, fcfg.seed, epoch)[:steps]
     collate = PairCollator(train, K, mcfg.max_text_len)
     log.info("itr/%s: %d train images (%d captions without features), ITC + ITM", dataset, len(train), train.missing)
-    root = task_dir("itr", dataset)
     result = _fit(model, optim_groups(model.parameter_groups(), tp), plan, collate, tp.epochs, fcfg,
-                  root / "model", fingerprint)
+                  task_dir("itr", dataset) / "model", fingerprint)
     collate.close()
-    write_json(root / META, meta("itr", dataset, mcfg, C, K, train_images=len(train), train_missing=train.missing))
-    return {"model": result}
+    return result, meta("itr", dataset, mcfg, C, K, train_images=len(train), train_missing=train.missing)
 
 
 def run(task: str) -> dict[str, Any]:
@@ -155,7 +178,6 @@ def run(task: str) -> dict[str, Any]:
         raise StageError(f"unknown task {task!r}; known: {', '.join(TASKS)}")
     mcfg: params.ModelParams = params.load("model")
     fcfg: params.FinetuneParams = params.load("finetune")
-    set_threads(fcfg.threads)
     tp: params.TaskParams = getattr(fcfg, task)
     absent = [d for d in tp.datasets if d not in params.datasets()]
     if absent:
@@ -164,17 +186,30 @@ def run(task: str) -> dict[str, Any]:
     if root.is_dir():  # datasets dropped from the task's list leave nothing behind
         for stale in [p for p in root.iterdir() if p.is_dir() and p.name not in tp.datasets]:
             shutil.rmtree(stale)
-    out = {}
+    jobs = []
     for ds in tp.datasets:
         feature_meta([ds])  # a clear error when a dataset has no features yet
         fp = hashlib.sha256(repr((mcfg.model_dump(), tp.model_dump(), fcfg.warmup_ratio, fcfg.grad_clip, fcfg.seed,
                                   task, ds, code_digest(), _digest(PRETRAINED) if PRETRAINED.is_file() else None,
                                   _digest(layout.features(ds) / "index.parquet"))).encode()).hexdigest()
-        if task == "itr":
-            out[ds] = finetune_itr(ds, mcfg, fcfg, fp)
-        else:
-            out[ds] = finetune_classifier(task, ds, mcfg, fcfg, fp)
-    return out
+        jobs += [(ds, v, fp) for v in (("model",) if task == "itr" else ("model", "blind"))]
+    # DDP ranks (torchrun) run the trainings in turn; fewer trainings than workers get more threads each.
+    ddp = int(os.environ.get("WORLD_SIZE", "1")) > 1
+    workers = 1 if ddp else min(fcfg.workers, len(jobs))
+    threads = fcfg.threads
+    if threads and not ddp and workers < fcfg.workers:
+        threads *= fcfg.workers // workers
+    log.info("%s: %d training(s) in %d process(es) of %s thread(s)", task, len(jobs), workers, threads or "torch's default")
+    # Models first: they see images, so they take longest.
+    jobs = sorted((Job(task, ds, v, fp, threads) for ds, v, fp in jobs), key=lambda j: j.variant != "model")
+    out: dict[str, dict[str, Any]] = {}
+    metas: dict[str, dict[str, Any]] = {}
+    for job, (result, job_meta) in run_jobs(train_job, jobs, ExecutorParams(executor="process", workers=workers)):
+        out.setdefault(job.dataset, {})[job.variant] = result
+        metas[job.dataset] = job_meta
+    for ds in tp.datasets:
+        write_json(task_dir(task, ds) / META, metas[ds])
+    return {ds: out[ds] for ds in tp.datasets}
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -23,7 +23,7 @@ TINY_PARAMS: dict[str, Any] = {
     "features": {"max_nodes": 12, "batch_size": 8, "shard_size": 8, "workers": 1},
     "backbone": {"epochs": 1, "batch_size": 8, "max_images": 16},
     "finetune": {t: {"datasets": ["scenes"], "epochs": 1, "blind_epochs": 1, "batch_size": 8}
-                 for t in ("vqa", "ve", "nlvr2", "itr")},
+                 for t in ("vqa", "ve", "nlvr2", "itr")} | {"workers": 1},
     "evaluate": {"batch_size": 16, "itr_candidates": 10, "examples": 2},
     "report": {"overlays": 2, "retrieval_examples": 1},
 }

@@ -1,5 +1,6 @@
 """finetune -> evaluate -> report on a tiny workspace, and their refusals of bad inputs."""
 import json
+import shutil
 
 import pytest
 import torch
@@ -69,6 +70,24 @@ def test_all_tasks_end_to_end(workspace, tmp_path):
     assert "![" in md and all((tmp_path / "data/report" / p).is_file()
                               for p in [line.split("](")[1].rstrip(")") for line in md.splitlines()
                                         if line.startswith("![")])
+
+
+def test_parallel_trainings_equal_serial_ones(workspace, tmp_path):
+    """finetune.workers runs the model and the blind baseline in two processes: same weights, same meta."""
+    _workspace(workspace)
+    root = tmp_path / "data/finetune/ve/scenes"
+    finetune.run("ve")
+    serial = {v: torch.load(root / v / "model.pt") for v in ("model", "blind")}
+    serial_meta = (root / "meta.json").read_text()
+    shutil.rmtree(root)
+    _set(tmp_path, finetune={"workers": 2})
+    result = finetune.run("ve")
+    assert set(result["scenes"]) == {"model", "blind"}
+    for variant, weights in serial.items():
+        parallel = torch.load(root / variant / "model.pt")
+        assert parallel.keys() == weights.keys()
+        assert all(torch.equal(parallel[k], weights[k]) for k in weights), variant
+    assert (root / "meta.json").read_text() == serial_meta
 
 
 def test_checkpoint_of_another_preset_is_refused(workspace, tmp_path):
