@@ -51,6 +51,17 @@ def _masked_mean(x: Tensor, mask: Tensor) -> Tensor:
     return (x * m).sum(1) / m.sum(1).clamp_min(1.0)
 
 
+def image_embedding(transformer: SingleStreamTransformer, tokens: Tensor, node_mask: Tensor) -> Tensor:
+    """Masked mean of the image-only pass ([IMG] + nodes)."""
+    img_mask = torch.cat([torch.ones_like(node_mask[:, :1]), node_mask], 1)
+    return _masked_mean(transformer.encode_image(tokens, node_mask), img_mask)
+
+
+def text_embedding(transformer: SingleStreamTransformer, text_ids: Tensor, text_mask: Tensor) -> Tensor:
+    """Masked mean of the text-only pass."""
+    return _masked_mean(transformer.encode_text(text_ids, text_mask), text_mask)
+
+
 class GSHN(nn.Module):
     def __init__(self, visual: VisualConfig, transformer: TransformerConfig, text: TextSpec,
                  objectives: tuple[str, ...]) -> None:
@@ -98,11 +109,10 @@ class GSHN(nn.Module):
         return self.image_cls(tokens, node_mask), self.text_cls(text_ids, text_mask)
 
     def image_cls(self, tokens: Tensor, node_mask: Tensor) -> Tensor:
-        img_mask = torch.cat([torch.ones_like(node_mask[:, :1]), node_mask], 1)
-        return _masked_mean(self.transformer.encode_image(tokens, node_mask), img_mask)
+        return image_embedding(self.transformer, tokens, node_mask)
 
     def text_cls(self, text_ids: Tensor, text_mask: Tensor) -> Tensor:
-        return _masked_mean(self.transformer.encode_text(text_ids, text_mask), text_mask)
+        return text_embedding(self.transformer, text_ids, text_mask)
 
     def itm_logits(self, text_ids: Tensor, text_mask: Tensor, tokens: Tensor, node_mask: Tensor) -> Tensor:
         return self.itm(self.transformer(text_ids, text_mask, tokens, node_mask)[:, 0])

@@ -42,9 +42,10 @@ def test_vqa_model_trains_and_reports_accuracy():
     assert model.head.net[0].weight.grad is not None and model.visual.node_input.feat.weight.grad is not None
 
 
-def test_questions_about_one_image_share_its_visual_pass():
+@pytest.mark.parametrize("pool", ["joint", "product"])
+def test_questions_about_one_image_share_its_visual_pass(pool):
     """Image rows indexed per question give the same logits as repeating the image per question."""
-    model = _task("ve", 3)
+    model = _task("ve", 3, pool=pool)
     ids, mask = _ids(4)
     one = _nodes(b=2)
     index = torch.tensor([0, 0, 1, 1])
@@ -94,3 +95,34 @@ def test_text_pooling_reads_the_text_positions_of_the_joint_pass():
     torch.testing.assert_close(model.pooled(ids, mask, batch.images[0], torch.arange(B)), want)
     joint = _task("ve", 3).pooled(ids, mask, batch.images[0], torch.arange(B))
     assert not torch.allclose(joint, want)
+
+
+def test_product_pooling_is_joint_mean_and_standardised_unimodal_product():
+    ids, mask = _ids()
+    nodes, index = _nodes(b=2), torch.tensor([0, 1, 1, 0])[:B]
+    model = _task("vqa", 4, pool="product").train()
+    model(TaskBatch(ids, mask, [nodes], [index], torch.zeros(len(index), 4)))   # BatchNorm statistics move
+    model.eval()
+    tokens = model.visual(nodes).tokens
+    image = model.transformer.encode_image(tokens, nodes.node_mask)[:, 1:]      # node positions
+    img_mask = nodes.node_mask[..., None].float()
+    img_mean = (model.transformer.encode_image(tokens, nodes.node_mask)[:, :1].sum(1)
+                + (image * img_mask).sum(1)) / (1 + img_mask.sum(1))           # [IMG] + real nodes
+    text_mean = model.transformer.encode_text(ids, mask).mean(1)
+    bn_t, bn_i = model.norm_text, model.norm_image
+    standard = lambda x, bn: (x - bn.running_mean) / (bn.running_var + bn.eps).sqrt() * bn.weight + bn.bias  # noqa: E731
+    seq = model.transformer(ids, mask, tokens[index], nodes.node_mask[index])
+    joint = (seq * torch.cat([mask, nodes.node_mask[index]], 1)[..., None]).sum(1) \
+        / torch.cat([mask, nodes.node_mask[index]], 1).sum(1, keepdim=True)
+    want = torch.cat([joint, standard(text_mean, bn_t) * standard(img_mean, bn_i)[index]], 1)
+    torch.testing.assert_close(model.pooled(ids, mask, nodes, index), want, atol=1e-5, rtol=1e-4)
+    assert model.head.net[0].in_features == 2 * 32
+    assert bn_t.num_batches_tracked.item() == 1 and not torch.equal(bn_i.running_mean, torch.zeros(32))
+
+
+def test_product_pooling_blind_has_the_same_head_with_zeros_for_the_product():
+    ids, mask = _ids()
+    blind = _task("nlvr2", 2, blind=True, pool="product")
+    assert blind.head.net[0].in_features == 2 * 2 * 32 and not hasattr(blind, "norm_text")
+    pooled = blind.pooled(ids, mask)
+    assert pooled.shape == (B, 64) and torch.equal(pooled[:, 32:], torch.zeros(B, 32))
