@@ -32,8 +32,9 @@ def setup_logging() -> None:
 
 
 def set_threads(n: int | None) -> None:
-    """CPU intra-op threads. At the tiny sizes one thread is several times faster than two on a
-    2-core machine (thread hand-offs cost more than the small matmuls); null keeps torch's default."""
+    """CPU intra-op threads; null keeps torch's default (all cores). Tiny-size steps on an idle
+    2-core machine: 2 threads 1.4x faster than 1; but 8-12x slower than 1 when another process
+    keeps a core busy (thread hand-offs wait for it), so parallel workers get 1 thread each."""
     if n is not None:
         import torch
         torch.set_num_threads(n)

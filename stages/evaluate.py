@@ -308,7 +308,7 @@ def run(task: str) -> dict[str, Any]:
     ecfg: params.EvaluateParams = params.load("evaluate")
     fcfg: params.FinetuneParams = params.load("finetune")
     tp: params.TaskParams = getattr(fcfg, task)
-    set_threads(fcfg.threads)
+    set_threads(ecfg.threads)
     torch.manual_seed(0)   # evaluation is deterministic: the spike coding draws from the global RNG
     report = {}
     for ds in tp.datasets:

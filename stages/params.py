@@ -274,7 +274,7 @@ class PretrainParams(Section):
     heldout: int = Field(256, ge=2)                    # val pairs for the ITC R@1 metric
     seed: int = 0
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    threads: int | None = Field(1, ge=1, le=256)       # CPU intra-op threads (reorder too); null = torch's default
+    threads: int | None = Field(None, ge=1, le=256)    # CPU intra-op threads (reorder too); null = torch's default
     checkpoint_every_steps: int | None = Field(None, ge=1)
 
 
@@ -295,7 +295,7 @@ class TaskParams(Section):
     batch_size: int = Field(64, ge=2, le=4096)         # samples per step (all samples of an image together)
     max_samples: int | None = Field(None, ge=2)        # per epoch (a CPU budget); null = the whole split
     blind_epochs: int = Field(2, ge=1, le=1000)        # the text-only baseline (not for itr)
-    pool: Literal["joint", "text"] = "joint"           # head input: mean of all joint tokens or of the text positions
+    pool: Literal["joint", "text", "product"] = "product"   # head input (models/downstream.py)
 
     @model_validator(mode="after")
     def _known_datasets(self) -> "TaskParams":
@@ -319,11 +319,13 @@ class FinetuneParams(Section):
     grad_clip: float | None = Field(1.0, gt=0)
     seed: int = 0
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    threads: int | None = Field(1, ge=1, le=256)       # CPU intra-op threads (evaluate, report too); null = torch's default
+    threads: int | None = Field(1, ge=1, le=256)       # CPU intra-op threads per worker; null = torch's default
+    workers: int = Field(2, ge=1, le=64)               # processes for the independent trainings (results never depend on it)
 
 
 class EvaluateParams(Section):
     batch_size: int = Field(256, ge=1)
+    threads: int | None = Field(None, ge=1, le=256)    # CPU intra-op threads (report too); null = torch's default
     itr_candidates: int = Field(16, ge=10, le=1024)    # ITC top-k re-ranked by ITM (>= 10 for R@10)
     examples: int = Field(8, ge=0, le=100)             # predictions kept for the report
 

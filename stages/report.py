@@ -253,7 +253,7 @@ def run() -> str:
     pcfg: params.PretrainParams = params.load("pretrain")
     rcfg: params.ReportParams = params.load("report")
     fcfg: params.FinetuneParams = params.load("finetune")
-    set_threads(fcfg.threads)
+    set_threads(params.load("evaluate").threads)
     metrics = {}
     for task in TASKS:
         path = metrics_path(task)
