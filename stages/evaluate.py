@@ -255,14 +255,20 @@ def evaluate_itr(dataset: str, ecfg: params.EvaluateParams, mcfg: params.ModelPa
     gt_i2t = [set(np.flatnonzero(cap_img == i).tolist()) for i in range(len(test))]
     gt_t2i = [{int(i)} for i in cap_img]
     k = ecfg.itr_candidates
+    scored: dict[tuple[int, int], float] = {}   # (image, caption) -> ITM probability, shared by both directions
+    n_nodes, n_tokens = emb["node_mask"].sum(1).tolist(), emb["text_mask"].sum(1).tolist()
+
+    def itm(pairs: list[tuple[int, int]]) -> np.ndarray:
+        # new pairs only, grouped by length so that each chunk carries little padding
+        todo = sorted({p for p in pairs if p not in scored}, key=lambda p: (n_nodes[p[0]], n_tokens[p[1]], p))
+        scored.update(zip(todo, _itm_scores(model, emb, todo, ecfg.batch_size).tolist()))
+        return np.array([scored[p] for p in pairs])
 
     def i2t_score(top: np.ndarray) -> np.ndarray:
-        pairs = [(q, int(c)) for q in range(top.shape[0]) for c in top[q]]
-        return _itm_scores(model, emb, pairs, ecfg.batch_size).reshape(top.shape)
+        return itm([(q, int(c)) for q in range(top.shape[0]) for c in top[q]]).reshape(top.shape)
 
     def t2i_score(top: np.ndarray) -> np.ndarray:
-        pairs = [(int(c), q) for q in range(top.shape[0]) for c in top[q]]
-        return _itm_scores(model, emb, pairs, ecfg.batch_size).reshape(top.shape)
+        return itm([(int(c), q) for q in range(top.shape[0]) for c in top[q]]).reshape(top.shape)
 
     i2t, t2i = rerank(sim, k, i2t_score), rerank(sim.T, k, t2i_score)
     per_image = round(len(cap_img) / len(test))
