@@ -1,15 +1,17 @@
 """Stage `finetune@<task>`: the pretrained GSHN finetuned on VQA, VE, NLVR2 or image-text retrieval.
 
 `python -m stages.finetune --task vqa` trains, for every dataset of `finetune.<task>.datasets`:
-- vqa / ve / nlvr2: `model/` = the pretrained visual encoder + transformer + a task head on the
-  mean-pooled joint pass (models/downstream.py), and `blind/` = the same transformer and head without visual tokens
-  (the text-only baseline, trained the same way so every number has context);
+- vqa / ve / nlvr2: `model/` = the pretrained visual encoder + transformer + a task head
+  (models/downstream.py; its input is `finetune.<task>.pool`), and `blind/` = the same transformer
+  and head without visual tokens (the text-only baseline, trained the same way so every number
+  has context);
 - itr: `model/` = the pretrained GSHN trained further with ITC + ITM on the retrieval train split.
 These trainings are independent: `finetune.workers` processes run them side by side (results never
-depend on it; under torchrun they run in turn). Each model folder is a stages.trainer output (model.pt, checkpoint/ for resume, metrics.json,
-plots/losses.tsv). `meta.json` beside them records what evaluation must match: the model preset
-and size, feature shape, and the answer vocabulary (VQA) or labels, so an incompatible checkpoint
-is refused with a clear message instead of a shape error deep in torch.
+depend on it; under torchrun they run in turn). Each model folder is a stages.trainer output
+(model.pt, checkpoint/ for resume, metrics.json, plots/losses.tsv). `meta.json` beside them
+records what evaluation must match: the model preset and size, feature shape, and the answer
+vocabulary (VQA) or labels, so an incompatible checkpoint is refused with a clear message instead
+of a shape error deep in torch.
 """
 from __future__ import annotations
 
@@ -199,7 +201,8 @@ def run(task: str) -> dict[str, Any]:
     threads = fcfg.threads
     if threads and not ddp and workers < fcfg.workers:
         threads *= fcfg.workers // workers
-    log.info("%s: %d training(s) in %d process(es) of %s thread(s)", task, len(jobs), workers, threads or "torch's default")
+    log.info("%s: %d training(s) in %d process(es) of %s thread(s)", task, len(jobs), workers,
+             threads or "torch's default")
     # Models first: they see images, so they take longest.
     jobs = sorted((Job(task, ds, v, fp, threads) for ds, v, fp in jobs), key=lambda j: j.variant != "model")
     out: dict[str, dict[str, Any]] = {}
