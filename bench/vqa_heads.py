@@ -1,7 +1,7 @@
 """Benchmark: how fast each downstream head input learns easy_vqa, per question kind.
 
 Finetunes the `pretrain` checkpoint on easy_vqa's train split with `finetune.vqa`'s optimiser
-settings (AdamW `lr`, SGD for the SNN, linear warm-up then cosine decay, batch `batch_size`), once
+settings (AdamW `lr`, SGD for the SNN, the trainer's warm-up + cosine schedule, `batch_size`), once
 per `--pools` value (models/downstream.py: product, joint, text), and scores the validation split
 every `--eval-every` steps by question kind: colour / shape questions ("what color is the
 shape?") and yes/no questions about a colour or a shape ("is there a red shape?"). The yes/no
@@ -16,7 +16,6 @@ Writes bench/results/vqa_heads.json (override with --out).
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import platform
 import sys
@@ -34,6 +33,7 @@ from models.downstream import TaskModel  # noqa: E402
 from stages import params  # noqa: E402
 from stages.finetune import load_pretrained  # noqa: E402
 from stages.pairs import feature_meta  # noqa: E402
+from stages.trainer import TrainConfig, lr_factor  # noqa: E402
 from stages.tasks import TaskCollator, TaskData, image_batches, load_task  # noqa: E402
 from stages.vqa_answers import accuracy, build_vocab  # noqa: E402
 from storage.atomic import write_json  # noqa: E402
@@ -75,8 +75,9 @@ def run(pool: str, steps: int, eval_every: int, seed: int) -> dict[str, Any]:
     if groups["snn"]:
         opts.append(torch.optim.SGD(groups["snn"], lr=tp.snn_lr, momentum=0.9, weight_decay=tp.snn_weight_decay))
     base = [o.param_groups[0]["lr"] for o in opts]
-    warm = max(1, int(0.1 * steps))
-    collate, vcollate = TaskCollator(train, K, mcfg.max_text_len, vocab), TaskCollator(val, K, mcfg.max_text_len, vocab)
+    warmup_ratio = params.load("finetune").warmup_ratio
+    collate = TaskCollator(train, K, mcfg.max_text_len, vocab)
+    vcollate = TaskCollator(val, K, mcfg.max_text_len, vocab)
     vbatches = image_batches(val, 256, None)
     curve, step, epoch, t0 = [], 0, 0, time.perf_counter()
     model.train()
@@ -84,9 +85,8 @@ def run(pool: str, steps: int, eval_every: int, seed: int) -> dict[str, Any]:
         for b in image_batches(train, tp.batch_size, seed, epoch):
             if step == steps:
                 break
-            f = (step + 1) / warm if step < warm else 0.5 * (1 + math.cos(math.pi * (step - warm) / max(steps - warm, 1)))
             for o, lr in zip(opts, base):
-                o.param_groups[0]["lr"] = lr * f
+                o.param_groups[0]["lr"] = lr * lr_factor(step, steps, warmup_ratio, TrainConfig.min_lr_ratio)
             loss = model(collate(b))["loss"]
             for o in opts:
                 o.zero_grad()
