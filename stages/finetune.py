@@ -195,9 +195,11 @@ def run(task: str) -> dict[str, Any]:
                                   task, ds, code_digest(), _digest(PRETRAINED) if PRETRAINED.is_file() else None,
                                   _digest(layout.features(ds) / "index.parquet"))).encode()).hexdigest()
         jobs += [(ds, v, fp) for v in (("model",) if task == "itr" else ("model", "blind"))]
-    # DDP ranks (torchrun) run the trainings in turn; fewer trainings than workers get more threads each.
+    # DDP ranks (torchrun) run the trainings in turn. Processes are counted in model trainings: a
+    # blind one (text only) takes a few seconds, so it runs after a model, not beside it on a core
+    # left idle once it ends; fewer processes than workers get the spare threads.
     ddp = int(os.environ.get("WORLD_SIZE", "1")) > 1
-    workers = 1 if ddp else min(fcfg.workers, len(jobs))
+    workers = 1 if ddp else max(1, min(fcfg.workers, sum(v == "model" for _, v, _ in jobs)))
     threads = fcfg.threads
     if threads and not ddp and workers < fcfg.workers:
         threads *= fcfg.workers // workers

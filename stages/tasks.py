@@ -135,9 +135,10 @@ class TaskCollator:
 def image_batches(data: TaskData, batch_size: int, seed: int | None, epoch: int = 0,
                   limit: int | None = None) -> list[list[int]]:
     """An epoch's batches: images in a seeded order (seed None: table order), each with all its
-    samples, cut after a batch reaches `batch_size` samples (so one visual pass serves every
-    question of an image). `limit` keeps only the first images whose samples add up to about that
-    many. A last batch with fewer than 2 images joins the previous one (tdBN needs 2)."""
+    samples, cut after a batch reaches `batch_size` samples and holds at least 2 images (so one
+    visual pass serves every question of an image; batch norms need 2). `limit` keeps only the
+    first images whose samples add up to about that many. A last batch with fewer than 2 images
+    joins the previous one."""
     by_image: dict[str, list[int]] = {}
     for i, images in enumerate(data.images):
         by_image.setdefault(images[0], []).append(i)
@@ -149,7 +150,7 @@ def image_batches(data: TaskData, batch_size: int, seed: int | None, epoch: int 
         if limit is not None and taken >= limit:
             break
         members = by_image[keys[k]]
-        if len(batches[-1]) >= batch_size:
+        if len(batches[-1]) >= batch_size and images_in_last >= 2:
             batches.append([])
             images_in_last = 0
         batches[-1] += members

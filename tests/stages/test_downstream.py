@@ -10,7 +10,9 @@ from stages import evaluate, features, finetune, prepare, report, segment
 from stages.cli import StageError
 from stages.modelcfg import build_model
 from stages.pairs import feature_meta
-from stages import params
+from stages.tasks import TaskData, image_batches
+from stages import layout, params
+from storage.tables import read_table, table_path
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 MODEL = {"model": {"T": 2, "M": 32}}
@@ -72,22 +74,50 @@ def test_all_tasks_end_to_end(workspace, tmp_path):
                                         if line.startswith("![")])
 
 
+def _custom_copy_of_scenes(tmp_path):
+    """The scenes images and questions once more, as the `custom` dataset: VQA's second dataset."""
+    by_image: dict[str, dict] = {}
+    for r in read_table(table_path(layout.prepared("scenes"), "vqa"), "vqa").to_pylist():
+        line = by_image.setdefault(r["image_id"], {"image": f"{r['image_id']}.png", "split": r["split"],
+                                                   "id": f"copy-{r['image_id']}", "questions": []})
+        line["questions"].append({"question": r["question"], "answers": list(r["answers"]),
+                                  "answer_type": r["answer_type"]})
+    ann = tmp_path / "custom.jsonl"
+    ann.write_text("\n".join(json.dumps(line) for line in by_image.values()))
+    cfg = yaml.safe_load((tmp_path / "params.yaml").read_text())
+    cfg["datasets"] = ["scenes", "custom"]
+    cfg["prepare"]["custom"] |= {"root": str(tmp_path / "data/prepared/scenes/images"), "annotations": str(ann)}
+    cfg["finetune"]["vqa"]["datasets"] = ["scenes", "custom"]
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(cfg))
+    prepare.run("custom"), segment.run("custom"), features.run("custom")
+
+
 def test_parallel_trainings_equal_serial_ones(workspace, tmp_path):
-    """finetune.workers runs the model and the blind baseline in two processes: same weights, same meta."""
-    _workspace(workspace)
-    root = tmp_path / "data/finetune/ve/scenes"
-    finetune.run("ve")
-    serial = {v: torch.load(root / v / "model.pt") for v in ("model", "blind")}
-    serial_meta = (root / "meta.json").read_text()
-    shutil.rmtree(root)
+    """finetune.workers runs the two datasets' model trainings in two processes (each blind after a
+    model): the same weights and meta as one by one."""
+    _workspace(workspace, {"finetune": {"vqa": {"max_samples": 16}}})
+    _custom_copy_of_scenes(tmp_path)
+    roots = {ds: tmp_path / "data/finetune/vqa" / ds for ds in ("scenes", "custom")}
+    finetune.run("vqa")
+    serial = {(ds, v): torch.load(root / v / "model.pt") for ds, root in roots.items() for v in ("model", "blind")}
+    serial_meta = {ds: (root / "meta.json").read_text() for ds, root in roots.items()}
+    shutil.rmtree(tmp_path / "data/finetune/vqa")
     _set(tmp_path, finetune={"workers": 2})
-    result = finetune.run("ve")
-    assert set(result["scenes"]) == {"model", "blind"}
-    for variant, weights in serial.items():
-        parallel = torch.load(root / variant / "model.pt")
+    result = finetune.run("vqa")
+    assert {ds: set(r) for ds, r in result.items()} == {"scenes": {"model", "blind"}, "custom": {"model", "blind"}}
+    for (ds, variant), weights in serial.items():
+        parallel = torch.load(roots[ds] / variant / "model.pt")
         assert parallel.keys() == weights.keys()
-        assert all(torch.equal(parallel[k], weights[k]) for k in weights), variant
-    assert (root / "meta.json").read_text() == serial_meta
+        assert all(torch.equal(parallel[k], weights[k]) for k in weights), (ds, variant)
+    assert {ds: (root / "meta.json").read_text() for ds, root in roots.items()} == serial_meta
+
+
+def test_processes_are_counted_in_model_trainings(workspace, tmp_path, caplog):
+    """One dataset: the blind baseline runs after the model, in one process with both workers' threads."""
+    _workspace(workspace, {"finetune": {"workers": 2}})
+    with caplog.at_level("INFO", logger="stages.finetune"):
+        finetune.run("ve")
+    assert "ve: 2 training(s) in 1 process(es) of 2 thread(s)" in caplog.text
 
 
 def test_checkpoint_of_another_preset_is_refused(workspace, tmp_path):
@@ -146,3 +176,19 @@ def test_vqav2_test_predictions_become_evalai_files(tmp_path, monkeypatch):
     assert len(json.loads((sub / "vqa_test2015_results.json").read_text())) == 3
     with pytest.raises(StageError, match="1 test questions have no node features"):
         evaluate._write_submissions("vqa", "vqav2", TaskData("vqa", "vqav2", "test", ids=["11", "12"]), ["yes", "2"])
+
+
+def test_image_batches_keep_every_sample_once_and_two_images_per_batch():
+    """An image with more samples than a batch holds still shares its batch with another image."""
+    per_image = {"a": 5, "b": 1, "c": 2, "d": 6, "e": 1}
+    data = TaskData("nlvr2", "toy", "train")
+    for image, n in per_image.items():
+        for k in range(n):
+            data.ids.append(f"{image}{k}"), data.images.append((image, "x")), data.texts.append("t"), data.labels.append(0)
+    for seed in (None, 0, 1):
+        batches = image_batches(data, 4, seed)
+        assert sorted(i for b in batches for i in b) == list(range(len(data)))
+        assert all(len({data.images[i][0] for i in b}) >= 2 for b in batches)
+        for b in batches[:-1]:   # cut as soon as it held 4 samples of 2 images
+            before = [i for i in b if data.images[i][0] != data.images[b[-1]][0]]
+            assert len(before) < 4 or len({data.images[i][0] for i in before}) < 2
