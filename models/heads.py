@@ -37,6 +37,6 @@ def class_accuracy(logits: Tensor, labels: Tensor) -> Tensor:
     return (logits.argmax(1) == labels).float().mean()
 
 
-def pair_features(left: Tensor, right: Tensor) -> Tensor:
-    """NLVR2: the two images' joint [CLS] (B, d) each -> (B, 2d)."""
-    return torch.cat([left, right], 1)
+def pair_features(left: Tensor, right: Tensor, *shared: Tensor) -> Tensor:
+    """NLVR2: the two images' head inputs (B, w) each, then any inputs they share -> (B, 2w + ...)."""
+    return torch.cat([left, right, *shared], 1)

@@ -123,6 +123,23 @@ def test_product_pooling_is_joint_mean_and_standardised_unimodal_product():
 def test_product_pooling_blind_has_the_same_head_with_zeros_for_the_product():
     ids, mask = _ids()
     blind = _task("nlvr2", 2, blind=True, pool="product")
-    assert blind.head.net[0].in_features == 2 * 2 * 32 and not hasattr(blind, "norm_text")
+    assert blind.head.net[0].in_features == 2 * 2 * 32 + 32 and not hasattr(blind, "norm_text")
     pooled = blind.pooled(ids, mask)
     assert pooled.shape == (B, 64) and torch.equal(pooled[:, 32:], torch.zeros(B, 32))
+    logits = blind.logits(TaskBatch(ids, mask, [], [], torch.zeros(B, dtype=torch.long)))
+    torch.testing.assert_close(logits, blind.head(torch.cat([pooled, pooled, pooled[:, :32]], 1)))
+
+
+def test_nlvr2_product_head_reads_both_images_and_the_shared_text_once():
+    ids, mask = _ids()
+    left, right = _nodes(b=2), _nodes(b=3)
+    index_l, index_r = torch.tensor([0, 1, 1, 0])[:B], torch.tensor([2, 0, 1, 2])[:B]
+    model = _task("nlvr2", 2, pool="product").train()
+    model(TaskBatch(ids, mask, [left, right], [index_l, index_r], torch.zeros(B, dtype=torch.long)))
+    assert model.norm_text.num_batches_tracked.item() == 1 and model.norm_image.num_batches_tracked.item() == 2
+    model.eval()
+    text = model.norm_text(model.transformer.encode_text(ids, mask).mean(1))
+    want = model.head(torch.cat([model.pooled(ids, mask, left, index_l), model.pooled(ids, mask, right, index_r),
+                                 text], 1))
+    got = model.logits(TaskBatch(ids, mask, [left, right], [index_l, index_r], torch.zeros(B, dtype=torch.long)))
+    torch.testing.assert_close(got, want)
