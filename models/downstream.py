@@ -116,7 +116,7 @@ class TaskModel(nn.Module):
                              f"the batch has {len(batch.images)}")
         if self.blind:
             pooled = [self.pooled(batch.text_ids, batch.text_mask)] * IMAGES_PER_SAMPLE[self.task]
-            text = pooled[0][:, : self.transformer.cfg.d]
+            text = pooled[0][:, : self.transformer.cfg.d]   # its text embedding fills the shared slot
         else:
             text = self.text_feature(batch.text_ids, batch.text_mask)
             pooled = [self.pooled(batch.text_ids, batch.text_mask, nodes, index, text)

@@ -7,12 +7,12 @@ import torch
 import yaml
 
 from stages import evaluate, features, finetune, prepare, report, segment
+from stages import layout, params
 from stages.cli import StageError
 from stages.modelcfg import build_model
 from stages.pairs import feature_meta
 from stages.tasks import TaskData, image_batches
-from stages import layout, params
-from storage.tables import read_table, table_path
+from storage.tables import read_table, table_path, write_table
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 MODEL = {"model": {"T": 2, "M": 32}}
@@ -162,8 +162,6 @@ def test_missing_pretrain_checkpoint(workspace, tmp_path):
 
 
 def test_vqav2_test_predictions_become_evalai_files(tmp_path, monkeypatch):
-    from stages.tasks import TaskData
-    from storage.tables import table_path, write_table
     monkeypatch.chdir(tmp_path)
     rows = [{"question_id": q, "image_id": "coco-1", "question": "what?", "answers": [], "answer_type": None,
              "split": "test", "subset": sub} for q, sub in (("11", "test-dev2015"), ("12", "test2015"), ("13", "test-dev2015"))]
