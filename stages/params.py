@@ -319,8 +319,8 @@ class FinetuneParams(Section):
     grad_clip: float | None = Field(1.0, gt=0)
     seed: int = 0
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    threads: int | None = Field(1, ge=1, le=256)       # CPU intra-op threads per worker; null = torch's default
-    workers: int = Field(2, ge=1, le=64)               # processes for the independent trainings (results never depend on it)
+    threads: int | None = Field(1, ge=1, le=256)       # CPU intra-op threads per process (fewer processes share the spare ones); null = torch's default
+    workers: int = Field(2, ge=1, le=64)               # processes, at most one per model training (blinds run after); results never depend on it
 
 
 class EvaluateParams(Section):
