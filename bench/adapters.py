@@ -224,8 +224,8 @@ def child(name: str, root: Path) -> dict[str, Any]:
             json.load(fh)
         return {"seconds": time.perf_counter() - t, "peak_rss_mib": _vm_hwm_mib()}
     from storage import validate
-    from storage.tables import to_table
     from storage.adapters import cocoqa, gqa, karpathy, nlvr2, snli_ve, vg, vqav2  # noqa: F401 (imports not timed)
+    from storage.tables import to_table
     before = _vm_hwm_mib()
     t0 = time.perf_counter()
     prep = _build(name, root)

@@ -51,7 +51,12 @@ import psutil  # noqa: E402
 import torch  # noqa: E402
 import yaml  # noqa: E402
 
-from stages import features, layout, params, prepare, segment  # noqa: E402
+from stages import (
+    features,
+    prepare,
+    segment,  # noqa: E402
+)
+from stages.common import params, paths
 from storage.atomic import write_json  # noqa: E402
 from storage.images import load_rgb  # noqa: E402
 from storage.tables import read_table, table_path  # noqa: E402
@@ -107,7 +112,7 @@ class ChildPeak:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._poll, daemon=True)
 
-    def __enter__(self) -> "ChildPeak":
+    def __enter__(self) -> ChildPeak:
         if self.mib is not None:
             self._thread.start()
         return self
@@ -135,7 +140,7 @@ def _vm_hwm_mib(pid: int) -> float:
 
 def decode_images(size: int) -> np.ndarray:
     """All prepared images, decoded as the stages decode them: N x size x size x 3 uint8."""
-    src = layout.prepared(DATASET)
+    src = paths.prepared(DATASET)
     rows = read_table(table_path(src, "images"), "images").to_pylist()
     return np.stack([load_rgb(src / r["path"], size) for r in rows])
 

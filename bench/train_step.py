@@ -40,7 +40,7 @@ import torch  # noqa: E402
 
 from models.nodes import collate_nodes  # noqa: E402
 from stages import params  # noqa: E402
-from stages.modelcfg import build_model  # noqa: E402
+from stages.common.model_factory import build_model  # noqa: E402
 from storage.atomic import write_json  # noqa: E402
 
 PRESETS = ("gshn", "gat_only", "gat_gat", "snn_snn")
@@ -109,10 +109,10 @@ def part_a(args: argparse.Namespace) -> dict[str, Any]:
 
 def part_b(args: argparse.Namespace) -> dict[str, Any]:
     """Phase 2 on reordered vs random batches, held-out ITC+ITM loss against steps."""
-    from stages import modelcfg
-    from stages.pairs import PairCollator, feature_meta, grouped_plan, load_samples, random_plan
-    from stages.reorder import read_groups
-    from stages.trainer import load_weights
+    from stages.common import model_factory
+    from stages.data.grouping import read_groups
+    from stages.data.pairs import PairCollator, feature_meta, grouped_plan, load_samples, random_plan
+    from stages.training.trainer import load_weights
     torch.set_num_threads(args.threads)
     mcfg, pcfg = params.load("model"), params.load("pretrain")
     C, K = feature_meta(pcfg.datasets)
@@ -125,7 +125,7 @@ def part_b(args: argparse.Namespace) -> dict[str, Any]:
         torch.manual_seed(pcfg.seed)
         model = build_model(mcfg, C, K, phase=2)
         model.load_state_dict(load_weights(Path("data/checkpoints/pretrain_warmup/model.pt")))
-        groups_ = modelcfg.optim_groups(model.parameter_groups(), pcfg.main)
+        groups_ = model_factory.optim_groups(model.parameter_groups(), pcfg.main)
         opts = [torch.optim.AdamW(g.params, lr=g.lr, weight_decay=g.weight_decay) if g.optimizer == "adamw"
                 else torch.optim.SGD(g.params, lr=g.lr, momentum=g.momentum, weight_decay=g.weight_decay)
                 for g in groups_]

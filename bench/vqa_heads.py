@@ -31,11 +31,11 @@ import torch  # noqa: E402
 
 from models.downstream import TaskModel  # noqa: E402
 from stages import params  # noqa: E402
-from stages.finetune import load_pretrained  # noqa: E402
-from stages.pairs import feature_meta  # noqa: E402
-from stages.trainer import TrainConfig, lr_factor  # noqa: E402
-from stages.tasks import TaskCollator, TaskData, image_batches, load_task  # noqa: E402
-from stages.vqa_answers import accuracy, build_vocab  # noqa: E402
+from stages.common.model_factory import load_pretrained  # noqa: E402
+from stages.data.pairs import feature_meta  # noqa: E402
+from stages.data.tasks import TaskCollator, TaskData, image_batches, load_task  # noqa: E402
+from stages.evaluation.vqa_answers import accuracy, build_vocab  # noqa: E402
+from stages.training.trainer import TrainConfig, lr_factor  # noqa: E402
 from storage.atomic import write_json  # noqa: E402
 
 SHAPE_WORDS = ("circle", "triangle", "rectangle", "shape is", "shape does")

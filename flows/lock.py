@@ -10,7 +10,7 @@ import os
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 LOCK_FILE = Path(".dvc/tmp/gshn-flows.lock")
@@ -45,7 +45,7 @@ def workspace_lock(workspace: Path, holder: str, wait_s: float,
                     notify(f"waiting up to {wait_s:g} s for {other} to finish with {workspace}")
                     waiting = True
                 time.sleep(min(0.5, left))
-        since = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+        since = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{holder} (pid {os.getpid()}, since {since})\n".encode(), 0)
         try:

@@ -10,7 +10,7 @@ from typing import Any
 import yaml
 from ruamel.yaml import YAML
 
-from stages.params import SECTIONS, ParamsError, validate
+from stages.common.params import SECTIONS, ParamsError, validate
 from storage.atomic import write_bytes
 
 

@@ -15,7 +15,7 @@ from flows.dag import Stage, read_dag, select
 from flows.lock import workspace_lock
 from flows.policy import flows_params
 from flows.repro import StageRun, repro_stage, run_logger
-from stages.params import FlowsParams
+from stages.common.params import FlowsParams
 
 
 class PipelineFailed(RuntimeError):

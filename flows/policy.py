@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from stages.params import FlowsParams, read_yaml, validate
+from stages.common.params import FlowsParams, read_yaml, validate
 
 
 def flows_params(workspace: Path, **given: float | int | None) -> FlowsParams:

@@ -30,7 +30,7 @@ class AttributeBatch:
     coverage: Tensor
     targets: dict[str, Tensor]
 
-    def to(self, device: torch.device) -> "AttributeBatch":
+    def to(self, device: torch.device) -> AttributeBatch:
         return AttributeBatch(self.images.to(device), self.coverage.to(device),
                               {k: v.to(device) for k, v in self.targets.items()})
 

@@ -46,7 +46,7 @@ class ResNetTrunk(nn.Module):
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1) * 255)
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1) * 255)
 
-    def for_inference(self) -> "ResNetTrunk":
+    def for_inference(self) -> ResNetTrunk:
         """Eval mode with batch norm folded into the convolutions (same outputs, ~15-25% faster on CPU)."""
         self.eval()
         self.body = fuse(self.body)

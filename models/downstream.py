@@ -43,7 +43,7 @@ class TaskBatch:
     image_index: list[Tensor]    # per slot: (B,) row of that slot's NodeBatch for each sample
     targets: Tensor              # VQA: (B, A) soft scores; VE / NLVR2: (B,) class ids
 
-    def to(self, device: torch.device | str) -> "TaskBatch":
+    def to(self, device: torch.device | str) -> TaskBatch:
         return TaskBatch(self.text_ids.to(device), self.text_mask.to(device), [n.to(device) for n in self.images],
                          [i.to(device) for i in self.image_index], self.targets.to(device))
 
@@ -70,7 +70,7 @@ class TaskModel(nn.Module):
 
     @classmethod
     def from_pretrained(cls, model: GSHN, task: str, n_out: int, blind: bool = False,
-                        dropout: float = 0.1, pool: str = "joint") -> "TaskModel":
+                        dropout: float = 0.1, pool: str = "joint") -> TaskModel:
         """Takes the pretrained transformer (and visual encoder unless blind); pretraining heads are left out."""
         return cls(task, model.transformer, None if blind else model.visual, n_out, dropout, pool)
 

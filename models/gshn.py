@@ -42,7 +42,7 @@ class PretrainBatch:
     text_ids: Tensor     # (B, L)
     text_mask: Tensor    # (B, L)
 
-    def to(self, device: torch.device | str) -> "PretrainBatch":
+    def to(self, device: torch.device | str) -> PretrainBatch:
         return PretrainBatch(self.nodes.to(device), self.text_ids.to(device), self.text_mask.to(device))
 
 

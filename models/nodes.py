@@ -1,8 +1,8 @@
 """Node input (GSHN eq. 1-2: x = LN(W_f feat + W_g geom)) and batching of per-image node data."""
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 import torch

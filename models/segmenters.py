@@ -10,8 +10,9 @@ like Panoptic FPN: `PanopticSegmenter`, `panoptic_merge`).
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 import scipy.ndimage

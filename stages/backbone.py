@@ -9,13 +9,11 @@ move the scenes towards other domains.
 
 Outputs under data/backbone/: <arch>.pt (the torchvision state dict, batch norm unfolded: what
 `features.weights` loads), metrics.json (held-out attribute accuracy on the val split), and
-train/ (stages.trainer: model.pt with the heads, checkpoint/, metrics.json, plots/losses.tsv).
+train/ (stages.training.trainer: model.pt with the heads, checkpoint/, metrics.json, plots/losses.tsv).
 """
 from __future__ import annotations
 
 import argparse
-import hashlib
-import json
 import logging
 import math
 import sys
@@ -28,8 +26,11 @@ import torch.nn.functional as F
 
 from models.attribute_head import IGNORE, AttributeBatch, AttributeNet
 from models.backbone import STRIDE, BackboneError
-from stages import layout, params, trainer
-from stages.cli import EXPECTED, StageError, progress_enabled, setup_logging
+from stages.common import params, paths
+from stages.common.cli import EXPECTED, StageError, progress_enabled, setup_logging
+from stages.common.fingerprint import code_digest, digest, file_digest
+from stages.common.weights import CheckpointError
+from stages.training import trainer
 from storage.adapters.scene_render import COLORS, SHAPES, STUFF
 from storage.atomic import atomic_path, write_json
 from storage.images import ImageError, load_rgb
@@ -40,14 +41,6 @@ log = logging.getLogger("stages.backbone")
 CLASSES = {"category": (*SHAPES, *STUFF), "color": tuple(COLORS)}
 MIN_VISIBLE = 0.5   # a thing cut by the crop below this share of its (zoomed) area keeps only its colour target
 MIN_PIXELS = 8      # segments with fewer pixels after augmentation get no target
-
-
-def out_dir() -> Path:
-    return layout.DATA / "backbone"
-
-
-def weights_path(arch: str) -> Path:
-    return out_dir() / f"{arch}.pt"
 
 
 class Segments:
@@ -195,18 +188,11 @@ def evaluate(model: AttributeNet, data: Segments, stride: int, batch_size: int) 
     return out | {f"val_{k}_segments": n for k, (_, n) in hits.items()} | {"val_images": len(data)}
 
 
-def _digest(paths: list[Path]) -> str:
-    h = hashlib.sha256()
-    for p in paths:
-        h.update(p.read_bytes())
-    return h.hexdigest()
-
-
 def run() -> dict[str, Any]:
     cfg: params.BackboneParams = params.load("backbone")
     fcfg: params.FeaturesParams = params.load("features")
     arch, layer, stride = fcfg.backbone, fcfg.layer, STRIDE[fcfg.layer]
-    root = layout.prepared(cfg.dataset)
+    root = paths.prepared(cfg.dataset)
     if not (root / "gt").is_dir():
         raise StageError(f"backbone.dataset={cfg.dataset} has no ground-truth segments ({root / 'gt'} not found): "
                          f"the backbone trains on `scenes` (run `dvc repro prepare@scenes` first)")
@@ -221,7 +207,7 @@ def run() -> dict[str, Any]:
                          f"not a multiple of the {layer} stride {stride}")
     torch.manual_seed(cfg.seed)
     model = AttributeNet(arch, layer, {k: len(v) for k, v in CLASSES.items()})
-    out = out_dir()
+    out = paths.backbone_dir()
     try:
         trained, fixed = model.parameter_groups(cfg.train_from)
     except BackboneError as e:
@@ -231,11 +217,7 @@ def run() -> dict[str, Any]:
     tcfg = trainer.TrainConfig(epochs=cfg.epochs, warmup_ratio=cfg.warmup_ratio, seed=cfg.seed, device=cfg.device)
     inputs = [root / r["path"] for r in train_rows + val_rows] + \
         [root / "gt" / f"{r['image_id']}.{ext}" for r in train_rows + val_rows for ext in ("png", "json")]
-    here = Path(__file__).resolve()
-    code = [here, here.parent / "trainer.py",
-            *(here.parents[1] / "models" / f for f in ("attribute_head.py", "pooling.py", "backbone.py"))]
-    fp = hashlib.sha256(json.dumps([cfg.model_dump(), arch, layer, _digest(code), _digest(inputs)],
-                                   default=str).encode()).hexdigest()
+    fp = digest(cfg.model_dump(), arch, layer, code_digest("stages.backbone"), [file_digest(p) for p in inputs])
 
     def plan(epoch: int) -> list[list[int]]:
         order = np.random.default_rng([cfg.seed, epoch]).permutation(len(train)).tolist()
@@ -249,10 +231,10 @@ def run() -> dict[str, Any]:
                           progress=progress_enabled(), fingerprint=fp)
     model.cpu()
     report |= evaluate(model, val, stride, cfg.batch_size)
-    with atomic_path(weights_path(arch)) as tmp:
+    with atomic_path(paths.backbone_weights(arch)) as tmp:
         torch.save({k: v.detach().cpu().contiguous() for k, v in model.resnet.state_dict().items()}, tmp)
     write_json(out / "metrics.json", report)
-    log.info("backbone: wrote %s; held-out accuracy: %s", weights_path(arch),
+    log.info("backbone: wrote %s; held-out accuracy: %s", paths.backbone_weights(arch),
              ", ".join(f"{k} {v:.3f}" for k, v in report.items() if k.endswith("_acc") and v is not None) or "n/a")
     return report
 
@@ -262,7 +244,7 @@ def main(argv: list[str] | None = None) -> None:
     setup_logging()
     try:
         run()
-    except (*EXPECTED, trainer.TrainError, trainer.CheckpointError) as e:
+    except (*EXPECTED, trainer.TrainError, CheckpointError) as e:
         log.error("backbone failed: %s", e)
         sys.exit(2)
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import logging
 from collections import Counter
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -27,14 +26,15 @@ import torch
 from models.downstream import TaskModel
 from models.gshn import GSHN
 from models.text import tokenize
-from stages import layout, params, trainer
-from stages.cli import StageError, progress_enabled, run_task_stage, set_threads
-from stages.finetune import META, TASKS, task_dir
-from stages.metrics import chance_recall, recall_at_k, top1_accuracy
-from stages.modelcfg import build_model
-from stages.pairs import PairCollator, Samples, load_samples
-from stages.tasks import TaskCollator, TaskData, image_batches, load_task
-from stages.vqa_answers import accuracy, build_vocab
+from stages.common import params, paths
+from stages.common.cli import StageError, progress_enabled, run_task_stage, set_threads
+from stages.common.model_factory import build_model
+from stages.common.weights import CheckpointError, load_into, load_weights
+from stages.data.pairs import PairCollator, Samples, load_samples
+from stages.data.tasks import TaskCollator, TaskData, image_batches, load_task
+from stages.evaluation.metrics import chance_recall, recall_at_k, top1_accuracy
+from stages.evaluation.vqa_answers import accuracy, build_vocab
+from stages.training import trainer
 from storage import submissions
 from storage.atomic import atomic_open, write_json
 from storage.tables import read_table, table_path
@@ -43,51 +43,33 @@ log = logging.getLogger("stages.evaluate")
 KS = (1, 5, 10)
 
 
-def metrics_path(task: str) -> Path:
-    return layout.DATA / "metrics" / f"{task}.json"
-
-
-def out_dir(task: str, dataset: str) -> Path:
-    return layout.DATA / "evaluate" / task / dataset
-
-
 # ---- loading the finetuned models -------------------------------------------------------
 def read_meta(task: str, dataset: str, mcfg: params.ModelParams) -> dict[str, Any]:
     """The finetuned models' meta.json, refused if it does not fit the current params."""
-    path = task_dir(task, dataset) / META
+    path = paths.finetune_dir(task, dataset) / paths.TASK_META
     if not path.is_file():
         raise StageError(f"{path} not found: run `dvc repro finetune@{task}` first")
     meta = json.loads(path.read_text())
     if (meta.get("preset"), meta.get("size")) != (mcfg.preset, mcfg.size):
-        raise StageError(f"{task_dir(task, dataset)} was finetuned from model preset {meta.get('preset')!r} "
+        raise StageError(f"{paths.finetune_dir(task, dataset)} was finetuned from model preset {meta.get('preset')!r} "
                          f"(size {meta.get('size')!r}) but params.yaml has {mcfg.preset!r} ({mcfg.size!r}); "
                          f"rerun `dvc repro finetune@{task}`")
     return meta
 
 
-def _load(model: torch.nn.Module, path: Path, what: str) -> None:
-    sd = trainer.load_weights(path)
-    try:
-        model.load_state_dict(sd)
-    except RuntimeError as e:
-        lines = str(e).splitlines()
-        raise StageError(f"{path} does not fit {what} ({lines[1].strip() if len(lines) > 1 else lines[0]}); "
-                         f"rerun the finetune stage") from None
-
-
 def load_task_model(task: str, dataset: str, variant: str, meta: dict[str, Any],
                     mcfg: params.ModelParams) -> TaskModel:
-    path = task_dir(task, dataset) / variant / trainer.WEIGHTS
+    path = paths.finetune_dir(task, dataset) / variant / trainer.WEIGHTS
     n_out = len(meta["answers"]) if task == "vqa" else meta["n_out"]
-    head = trainer.load_weights(path).get("head.net.4.weight")
+    head = load_weights(path, f"dvc repro finetune@{task}").get("head.net.4.weight")
     if head is not None and head.shape[0] != n_out:
-        raise StageError(f"{path}: its head has {head.shape[0]} outputs but {task_dir(task, dataset) / META} lists "
+        raise StageError(f"{path}: its head has {head.shape[0]} outputs but {paths.finetune_dir(task, dataset) / paths.TASK_META} lists "
                          f"{n_out} {'answers' if task == 'vqa' else 'labels'}: incompatible answer vocabulary; "
                          f"rerun `dvc repro finetune@{task}`")
     base = build_model(mcfg, meta["channels"], meta["max_nodes"], phase=2)
     model = TaskModel.from_pretrained(base, task, n_out, blind=variant == "blind", dropout=mcfg.dropout,
                                       pool=meta.get("pool", "joint"))
-    _load(model, path, f"a {variant} {task} model of preset {mcfg.preset}/{mcfg.size}")
+    load_into(model, path, f"a {variant} {task} model of preset {mcfg.preset}/{mcfg.size}", f"dvc repro finetune@{task}")
     return model.eval()
 
 
@@ -158,7 +140,7 @@ def evaluate_classifier(task: str, dataset: str, ecfg: params.EvaluateParams,
 
 def _write_predictions(task: str, dataset: str, data: TaskData, preds: dict[str, list[str]],
                        truth: list[Any], examples: int) -> None:
-    out = out_dir(task, dataset)
+    out = paths.evaluate_dir(task, dataset)
     rows = [{"id": data.ids[i], "images": list(data.images[i]), "text": data.texts[i],
              "prediction": preds["model"][i], "blind": preds["blind"][i], "truth": truth[i],
              **({"answer_type": data.answer_types[i]} if task == "vqa" else {})} for i in range(len(data))]
@@ -173,9 +155,9 @@ def _write_submissions(task: str, dataset: str, data: TaskData, predicted: list[
     """Upload files for benchmarks whose test answers are withheld (VQAv2, GQA, NLVR2)."""
     if (task, dataset) not in {("vqa", "vqav2"), ("vqa", "gqa"), ("nlvr2", "nlvr2")}:
         return
-    sub = out_dir(task, dataset) / "submission"
+    sub = paths.evaluate_dir(task, dataset) / "submission"
     by_id = dict(zip(data.ids, predicted))
-    table = read_table(table_path(layout.prepared(dataset), task), task).to_pylist()
+    table = read_table(table_path(paths.prepared(dataset), task), task).to_pylist()
     test = [r for r in table if r["split"] == "test"]
     if dataset == "vqav2":
         missing = [r for r in test if r["question_id"] not in by_id]
@@ -244,7 +226,8 @@ def rerank(sim: np.ndarray, k: int, score: Any) -> np.ndarray:
 def evaluate_itr(dataset: str, ecfg: params.EvaluateParams, mcfg: params.ModelParams) -> dict[str, Any]:
     meta = read_meta("itr", dataset, mcfg)
     model = build_model(mcfg, meta["channels"], meta["max_nodes"], phase=2)
-    _load(model, task_dir("itr", dataset) / "model" / trainer.WEIGHTS, f"model preset {mcfg.preset}/{mcfg.size}")
+    load_into(model, paths.finetune_dir("itr", dataset) / "model" / paths.WEIGHTS, f"model preset {mcfg.preset}/{mcfg.size}",
+              "dvc repro finetune@itr")
     model.eval()
     test = load_samples([dataset], "test")
     collate = PairCollator(test, meta["max_nodes"], meta["max_text_len"])
@@ -287,7 +270,7 @@ def evaluate_itr(dataset: str, ecfg: params.EvaluateParams, mcfg: params.ModelPa
 
 def _write_retrieval(dataset: str, test: Samples, i2t: np.ndarray, t2i: np.ndarray, cap_img: np.ndarray,
                      examples: int) -> None:
-    out = out_dir("itr", dataset)
+    out = paths.evaluate_dir("itr", dataset)
     cap_ids = [c for cs in test.caption_ids for c in cs]
     cap_text = [c for cs in test.captions for c in cs]
     top_i2t = np.argsort(-i2t, axis=1, kind="stable")[:, :10]
@@ -308,8 +291,8 @@ def _write_retrieval(dataset: str, test: Samples, i2t: np.ndarray, t2i: np.ndarr
 
 # ---- entry point ------------------------------------------------------------------------
 def run(task: str) -> dict[str, Any]:
-    if task not in TASKS:
-        raise StageError(f"unknown task {task!r}; known: {', '.join(TASKS)}")
+    if task not in paths.TASKS:
+        raise StageError(f"unknown task {task!r}; known: {', '.join(paths.TASKS)}")
     mcfg: params.ModelParams = params.load("model")
     ecfg: params.EvaluateParams = params.load("evaluate")
     fcfg: params.FinetuneParams = params.load("finetune")
@@ -320,7 +303,7 @@ def run(task: str) -> dict[str, Any]:
     for ds in tp.datasets:
         report[ds] = evaluate_itr(ds, ecfg, mcfg) if task == "itr" else evaluate_classifier(task, ds, ecfg, mcfg)
         _log(task, ds, report[ds])
-    write_json(metrics_path(task), report)
+    write_json(paths.task_metrics(task), report)
     return report
 
 
@@ -337,7 +320,7 @@ def _log(task: str, ds: str, r: dict[str, Any]) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    run_task_stage("evaluate", run, TASKS, (trainer.CheckpointError, submissions.SubmissionError), argv)
+    run_task_stage("evaluate", run, paths.TASKS, (CheckpointError, submissions.SubmissionError), argv)
 
 
 if __name__ == "__main__":

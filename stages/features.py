@@ -9,7 +9,6 @@ from __future__ import annotations
 import functools
 import json
 import logging
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +17,12 @@ import torch
 
 from models import graph, pooling
 from models.backbone import BackboneError, ResNetTrunk
-from stages import layout, params, sharded
-from stages.cli import StageError, progress_enabled, run_dataset_stage
+from stages.common import params, paths
+from stages.common.cli import StageError, progress_enabled, run_dataset_stage
+from stages.common.device import resolve_device
+from stages.common.fingerprint import code_digest, digest, file_digest
+from stages.common.weights import load_weights
+from stages.jobs import sharded
 from storage.atomic import write_json
 from storage.images import ImageError, load_rgb
 from storage.maskcodec import MaskCodecError, decode_png, decode_segments
@@ -30,12 +33,6 @@ log = logging.getLogger("stages.features")
 PATTERN = "nodes-%06d.tar"
 
 
-def resolve_device(name: str) -> torch.device:
-    if name == "cuda" and not torch.cuda.is_available():
-        raise StageError("features.device=cuda but no CUDA device is available")
-    return torch.device("cuda" if name in ("auto", "cuda") and torch.cuda.is_available() else "cpu")
-
-
 @functools.lru_cache(maxsize=1)
 def build_backbone(name: str, layer: str, weights: str | None, seed: int, device: str) -> ResNetTrunk:
     """The frozen trunk: local weights when given, else a seeded random init (logged)."""
@@ -44,7 +41,7 @@ def build_backbone(name: str, layer: str, weights: str | None, seed: int, device
         if not Path(weights).is_file():
             raise StageError(f"features.weights file not found: {weights} (a torchvision {name} state dict, "
                              f"e.g. ImageNet weights copied to this machine)")
-        state = torch.load(weights, map_location="cpu", weights_only=True)
+        state = load_weights(weights, "dvc repro backbone")
     torch.manual_seed(seed)
     try:
         net = ResNetTrunk(name, layer, state)
@@ -89,7 +86,7 @@ def features_shard(job: sharded.ShardJob) -> sharded.ShardResult:
     torch.set_num_threads(cfg.threads)
     meta = job.config["masks_meta"]
     size, box_pool = meta["image_size"], meta["pooling"] == "box"
-    device = resolve_device(cfg.device)
+    device = resolve_device(cfg.device, "features.device")
     net = build_backbone(cfg.backbone, cfg.layer, cfg.weights, cfg.seed, device.type)
     feat_hw = (-(-size // net.stride),) * 2
     samples, rejects, nodes_total = [], [], 0
@@ -126,7 +123,7 @@ def features_shard(job: sharded.ShardJob) -> sharded.ShardResult:
 
 def run(dataset: str) -> dict[str, Any]:
     cfg: params.FeaturesParams = params.load("features")
-    src, masks_dir = layout.prepared(dataset), layout.masks(dataset)
+    src, masks_dir = paths.prepared(dataset), paths.masks(dataset)
     images = read_table(table_path(src, "images"), "images").to_pylist()
     meta_path = masks_dir / "meta.json"
     if not meta_path.is_file():
@@ -137,7 +134,7 @@ def run(dataset: str) -> dict[str, Any]:
     items = [{"image_id": r["image_id"], "position": i, "path": str(src / r["path"])}
              for i, r in enumerate(images) if r["image_id"] in have]
     skipped = len(images) - len(items)  # images the segment stage rejected (listed in its rejects)
-    device = resolve_device(cfg.device)
+    device = resolve_device(cfg.device, "features.device")
     net = build_backbone(cfg.backbone, cfg.layer, cfg.weights, cfg.seed, device.type)
     if cfg.weights is None:
         log.warning("features.weights is not set: %s uses a seeded RANDOM init (seed %d), not ImageNet weights",
@@ -145,11 +142,11 @@ def run(dataset: str) -> dict[str, Any]:
     if meta["image_size"] % net.stride:
         raise StageError(f"segment.image_size={meta['image_size']} is not a multiple of the {cfg.layer} stride "
                          f"{net.stride}: feature cells would not line up with mask pixels")
-    out, source = layout.features(dataset), f"features:{dataset}"
+    out, source = paths.features(dataset), f"features:{dataset}"
     config = {"features": cfg.model_dump(), "masks_meta": meta, "masks_dir": str(masks_dir), "source": source}
-    fp = sharded.fingerprint(cfg.model_dump(exclude=sharded.EXECUTOR_KEYS), meta,
-                             sharded.file_digest(masks_dir / "index.parquet"),
-                             sharded.sources_digest(graph, pooling, sys.modules[__name__]))
+    fp = digest(cfg.model_dump(exclude=sharded.EXECUTOR_KEYS), meta,
+                             file_digest(masks_dir / "index.parquet"),
+                             code_digest("stages.features"))
     jobs = sharded.plan(items, out, PATTERN, cfg.shard_size, config)
     log.info("%s: %s/%s (%d channels) on %s over %d images in %d shards", dataset, cfg.backbone, cfg.layer,
              net.channels, device, len(items), len(jobs))

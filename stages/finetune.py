@@ -7,7 +7,7 @@
   has context);
 - itr: `model/` = the pretrained GSHN trained further with ITC + ITM on the retrieval train split.
 These trainings are independent: `finetune.workers` processes run them side by side (results never
-depend on it; under torchrun they run in turn). Each model folder is a stages.trainer output
+depend on it; under torchrun they run in turn). Each model folder is a stages.training.trainer output
 (model.pt, checkpoint/ for resume, metrics.json, plots/losses.tsv). `meta.json` beside them
 records what evaluation must match: the model preset and size, feature shape, and the answer
 vocabulary (VQA) or labels, so an incompatible checkpoint is refused with a clear message instead
@@ -15,7 +15,6 @@ of a shape error deep in torch.
 """
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import shutil
@@ -26,54 +25,21 @@ from typing import Any
 import torch
 
 from models.downstream import TaskModel
-from models.gshn import GSHN
-from stages import layout, params, trainer
-from stages.cli import StageError, progress_enabled, run_task_stage, set_threads, setup_logging
-from stages.executors import run_jobs
-from stages.modelcfg import build_model, optim_groups
-from stages.params import ExecutorParams
-from stages.pairs import PairCollator, feature_meta, load_samples, random_plan
-from stages.tasks import TaskCollator, TaskData, image_batches, load_task
-from stages.vqa_answers import build_vocab
+from stages.common import params, paths
+from stages.common.cli import StageError, progress_enabled, run_task_stage, set_threads, setup_logging
+from stages.common.fingerprint import code_digest, digest, file_digest
+from stages.common.model_factory import load_pretrained, optim_groups
+from stages.common.params import ExecutorParams
+from stages.common.weights import CheckpointError
+from stages.data.pairs import PairCollator, feature_meta, load_samples, random_plan
+from stages.data.tasks import TaskCollator, TaskData, image_batches, load_task
+from stages.evaluation.vqa_answers import build_vocab
+from stages.jobs.executors import run_jobs
+from stages.training import trainer
 from storage.atomic import write_json
 from storage.tables import VE_LABELS
 
 log = logging.getLogger("stages.finetune")
-TASKS = ("vqa", "ve", "nlvr2", "itr")
-PRETRAINED = layout.DATA / "checkpoints" / "pretrain" / trainer.WEIGHTS
-META = "meta.json"
-
-
-def task_dir(task: str, dataset: str | None = None) -> Path:
-    root = layout.DATA / "finetune" / task
-    return root if dataset is None else root / dataset
-
-
-def _digest(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def code_digest() -> str:
-    """The code that defines the finetuning: a change never resumes an old checkpoint."""
-    here = Path(__file__).resolve().parent
-    files = sorted((here.parent / "models").glob("*.py")) + [
-        here / f for f in ("finetune.py", "tasks.py", "trainer.py", "pairs.py", "modelcfg.py", "vqa_answers.py")]
-    return hashlib.sha256("".join(_digest(f) for f in files).encode()).hexdigest()
-
-
-def load_pretrained(mcfg: params.ModelParams, C: int, K: int, path: Path = PRETRAINED) -> GSHN:
-    """The phase-2 model of `model.preset/size` with the pretrained weights; a mismatch is a StageError."""
-    if not path.is_file():
-        raise StageError(f"{path} not found: run `dvc repro pretrain` first")
-    model = build_model(mcfg, C, K, phase=2)
-    try:
-        model.load_state_dict(trainer.load_weights(path))
-    except RuntimeError as e:
-        first = str(e).splitlines()[1].strip() if len(str(e).splitlines()) > 1 else str(e)
-        raise StageError(f"{path} was not trained with model preset {mcfg.preset!r}, size {mcfg.size!r} and "
-                         f"features of {C} channels x {K} slots ({first}); rerun `dvc repro pretrain` "
-                         f"after changing model or features") from None
-    return model
 
 
 def outputs(task: str, dataset: str, n_answers: int | None = None) -> int:
@@ -105,7 +71,7 @@ class Job:
     task: str
     dataset: str
     variant: str         # model | blind
-    fingerprint: str     # params, code and inputs of the dataset (stages.trainer resumes only on a match)
+    fingerprint: str     # params, code and inputs of the dataset (stages.training.trainer resumes only on a match)
     threads: int | None  # CPU threads of the training's process
 
 
@@ -146,9 +112,9 @@ def finetune_classifier(task: str, dataset: str, variant: str, mcfg: params.Mode
     def plan(epoch: int) -> list[list[int]]:
         return image_batches(train, tp.batch_size, fcfg.seed, epoch, tp.max_samples)
     collate = TaskCollator(train, K, mcfg.max_text_len, vocab, blind)
-    fp = hashlib.sha256(repr((fingerprint, variant, extra)).encode()).hexdigest()
+    fp = digest(fingerprint, variant, extra)
     result = _fit(model, optim_groups(model.parameter_groups(), tp), plan, collate, epochs, fcfg,
-                  task_dir(task, dataset) / variant, fp)
+                  paths.finetune_dir(task, dataset) / variant, fp)
     collate.close()
     return result, meta(task, dataset, mcfg, C, K, n_out=n_out, pool=tp.pool, train_samples=len(train),
                         train_missing=train.missing, **extra)
@@ -170,30 +136,31 @@ def finetune_itr(dataset: str, mcfg: params.ModelParams, fcfg: params.FinetunePa
     collate = PairCollator(train, K, mcfg.max_text_len)
     log.info("itr/%s: %d train images (%d captions without features), ITC + ITM", dataset, len(train), train.missing)
     result = _fit(model, optim_groups(model.parameter_groups(), tp), plan, collate, tp.epochs, fcfg,
-                  task_dir("itr", dataset) / "model", fingerprint)
+                  paths.finetune_dir("itr", dataset) / "model", fingerprint)
     collate.close()
     return result, meta("itr", dataset, mcfg, C, K, train_images=len(train), train_missing=train.missing)
 
 
 def run(task: str) -> dict[str, Any]:
-    if task not in TASKS:
-        raise StageError(f"unknown task {task!r}; known: {', '.join(TASKS)}")
+    if task not in paths.TASKS:
+        raise StageError(f"unknown task {task!r}; known: {', '.join(paths.TASKS)}")
     mcfg: params.ModelParams = params.load("model")
     fcfg: params.FinetuneParams = params.load("finetune")
     tp: params.TaskParams = getattr(fcfg, task)
     absent = [d for d in tp.datasets if d not in params.datasets()]
     if absent:
         raise StageError(f"finetune.{task}.datasets lists {absent}, which params.yaml `datasets` does not prepare")
-    root = task_dir(task)
+    root = paths.finetune_dir(task)
     if root.is_dir():  # datasets dropped from the task's list leave nothing behind
         for stale in [p for p in root.iterdir() if p.is_dir() and p.name not in tp.datasets]:
             shutil.rmtree(stale)
     jobs = []
     for ds in tp.datasets:
         feature_meta([ds])  # a clear error when a dataset has no features yet
-        fp = hashlib.sha256(repr((mcfg.model_dump(), tp.model_dump(), fcfg.warmup_ratio, fcfg.grad_clip, fcfg.seed,
-                                  task, ds, code_digest(), _digest(PRETRAINED) if PRETRAINED.is_file() else None,
-                                  _digest(layout.features(ds) / "index.parquet"))).encode()).hexdigest()
+        pretrained = paths.pretrained_weights()
+        fp = digest(mcfg.model_dump(), tp.model_dump(), fcfg.warmup_ratio, fcfg.grad_clip, fcfg.seed, task, ds,
+                    code_digest("stages.finetune"), file_digest(pretrained) if pretrained.is_file() else None,
+                    file_digest(paths.features(ds) / "index.parquet"))
         jobs += [(ds, v, fp) for v in (("model",) if task == "itr" else ("model", "blind"))]
     # DDP ranks (torchrun) run the trainings in turn. Processes are counted in model trainings: a
     # blind one (text only) takes a few seconds, so it runs after a model, not beside it on a core
@@ -213,12 +180,12 @@ def run(task: str) -> dict[str, Any]:
         out.setdefault(job.dataset, {})[job.variant] = result
         metas[job.dataset] = job_meta
     for ds in tp.datasets:
-        write_json(task_dir(task, ds) / META, metas[ds])
+        write_json(paths.finetune_dir(task, ds) / paths.TASK_META, metas[ds])
     return {ds: out[ds] for ds in tp.datasets}
 
 
 def main(argv: list[str] | None = None) -> None:
-    run_task_stage("finetune", run, TASKS, (trainer.TrainError, trainer.CheckpointError), argv)
+    run_task_stage("finetune", run, paths.TASKS, (trainer.TrainError, CheckpointError), argv)
 
 
 if __name__ == "__main__":

@@ -11,8 +11,8 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from stages import layout, params
-from stages.cli import StageError, progress_enabled, run_dataset_stage
+from stages.common import params, paths
+from stages.common.cli import StageError, progress_enabled, run_dataset_stage
 from storage import validate
 from storage.adapters import cocoqa, custom, easy_vqa, gqa, karpathy, nlvr2, scenes, snli_ve, vg, vqacp_v2, vqav2
 from storage.adapters.base import Prepared
@@ -60,7 +60,7 @@ def run(dataset: str) -> dict[str, dict[str, int]]:
     cfg = params.load("prepare")
     if dataset not in params.datasets():
         raise StageError(f"dataset {dataset!r} is not listed in params.yaml `datasets`")
-    final = layout.prepared(dataset)
+    final = paths.prepared(dataset)
     clean_temporaries(final.parent)
     with atomic_dir(final) as out:
         prep = build(dataset, cfg, out)

@@ -6,7 +6,7 @@
 The first prints one `-S key=value` flag per overridden value (shell-quoted); the second merges
 them into params.yaml in place with DVC's own override code, which keeps the file's comments.
 Before either, every section of params.yaml with the overrides merged in is validated against
-the schema (stages/params.py), and every overridden key must already exist in params.yaml.
+the schema (stages/common/params.py), and every overridden key must already exist in params.yaml.
 """
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from typing import Any
 
 import yaml
 
-from stages.params import DATASETS, PARAMS_FILE, SECTIONS, ParamsError, read_yaml, validate
+from stages.common.params import DATASETS, PARAMS_FILE, SECTIONS, ParamsError, read_yaml, validate
 
 PLAIN = re.compile(r"^[A-Za-z0-9_./~-]+$")
 

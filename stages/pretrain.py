@@ -5,17 +5,15 @@ phase 1 (`python -m stages.pretrain --phase warmup`): SNN frozen, random batches
 phase 2 (`python -m stages.pretrain --phase main`): starts from the warm weights, SNN unfrozen
   (SGD, momentum 0.9), batches = the ITM-reordered groups of `reorder`, + STL (GSHN) / STUA (ASH).
 Outputs under data/checkpoints/<stage>/: model.pt, checkpoint/ (exact resume), metrics.json and
-plots/losses.tsv (stages.trainer), and eval.json: held-out ITC Recall@1, ITM accuracy, SNN firing
+plots/losses.tsv (stages.training.trainer), and eval.json: held-out ITC Recall@1, ITM accuracy, SNN firing
 rates and the energy estimate of the spiking encoder beside its ANN twin.
 """
 from __future__ import annotations
 
 import argparse
-import hashlib
 import logging
 import os
 import sys
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -24,32 +22,18 @@ from torch import nn
 
 from models.energy import E_MAC, snn_energy
 from models.gshn import GSHN
-from stages import layout, params, trainer
-from stages.cli import EXPECTED, StageError, progress_enabled, set_threads, setup_logging
-from stages.metrics import recall_at_k
-from stages.modelcfg import build_model, optim_groups
-from stages.pairs import PairCollator, Samples, feature_meta, grouped_plan, load_samples, random_plan
-from stages.reorder import read_groups
+from stages.common import params, paths
+from stages.common.cli import EXPECTED, progress_enabled, set_threads, setup_logging
+from stages.common.fingerprint import code_digest, digest, file_digest
+from stages.common.model_factory import build_model, optim_groups
+from stages.common.weights import CheckpointError, load_into
+from stages.data.grouping import read_groups
+from stages.data.pairs import PairCollator, Samples, feature_meta, grouped_plan, load_samples, random_plan
+from stages.evaluation.metrics import recall_at_k
+from stages.training import trainer
 from storage.atomic import write_json
 
 log = logging.getLogger("stages.pretrain")
-STAGES = {"warmup": "pretrain_warmup", "main": "pretrain"}
-
-
-def out_dir(phase: str) -> Path:
-    return layout.DATA / "checkpoints" / STAGES[phase]
-
-
-def _digest(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else "missing"
-
-
-def code_digest() -> str:
-    """The code that defines the training: a change must never resume an old checkpoint."""
-    here = Path(__file__).resolve().parent
-    files = sorted((here.parent / "models").glob("*.py")) + [here / f for f in
-                                                              ("pretrain.py", "trainer.py", "pairs.py", "modelcfg.py")]
-    return hashlib.sha256("".join(_digest(f) for f in files).encode()).hexdigest()
 
 
 @torch.inference_mode()
@@ -112,16 +96,11 @@ def run(phase: str) -> dict[str, Any]:
     heldout = heldout.subset(list(range(min(pcfg.heldout, len(heldout)))))
     torch.manual_seed(pcfg.seed)
     model = build_model(mcfg, C, K, n_phase)
-    inputs = [layout.features(ds) / "index.parquet" for ds in pcfg.datasets]
+    inputs = [paths.features(ds) / "index.parquet" for ds in pcfg.datasets]
     if n_phase == 2:
-        warm = out_dir("warmup") / trainer.WEIGHTS
-        if not warm.is_file():
-            raise StageError(f"{warm} not found: run `dvc repro pretrain_warmup` first")
-        try:
-            model.load_state_dict(trainer.load_weights(warm))
-        except RuntimeError as e:
-            raise StageError(f"{warm} does not fit model preset {mcfg.preset}/{mcfg.size}: {e}") from None
-        batches = layout.DATA / "reorder" / "batches.parquet"
+        warm = paths.pretrain_dir("warmup") / trainer.WEIGHTS
+        load_into(model, warm, f"model preset {mcfg.preset}/{mcfg.size}", "dvc repro pretrain_warmup")
+        batches = paths.DATA / "reorder" / "batches.parquet"
         groups = read_groups(batches, train)
         inputs += [warm, batches]
 
@@ -135,18 +114,18 @@ def run(phase: str) -> dict[str, Any]:
     cfg = trainer.TrainConfig(epochs=ph.epochs, warmup_ratio=pcfg.warmup_ratio, grad_clip=pcfg.grad_clip,
                               seed=pcfg.seed, device=pcfg.device, checkpoint_every_steps=pcfg.checkpoint_every_steps,
                               find_unused_parameters=True)
-    fp = hashlib.sha256(repr((mcfg.model_dump(), pcfg.model_dump(), phase, code_digest(),
-                              [_digest(p) for p in inputs])).encode()).hexdigest()
-    out = out_dir(phase)
+    fp = digest(mcfg.model_dump(), pcfg.model_dump(), phase, code_digest("stages.pretrain"),
+                [file_digest(p) if p.is_file() else "missing" for p in inputs])
+    out = paths.pretrain_dir(phase)
     log.info("%s: preset %s/%s, %d train images (%d captions without features), objectives %s, %d epochs",
-             STAGES[phase], mcfg.preset, mcfg.size, len(train), train.missing, ",".join(model.objectives), ph.epochs)
+             paths.PRETRAIN_PHASES[phase], mcfg.preset, mcfg.size, len(train), train.missing, ",".join(model.objectives), ph.epochs)
     metrics = trainer.fit(model, optim_groups(model.parameter_groups(), ph, snn_frozen=n_phase == 1), plan, collate, cfg, out,
                           progress=progress_enabled(), fingerprint=fp)
     if int(os.environ.get("RANK", "0")) == 0:  # after torchrun, only rank 0 evaluates
         model.cpu()
         report = evaluate(model, PairCollator(heldout, K, mcfg.max_text_len), heldout, pcfg.batch_size)
         write_json(out / "eval.json", report)
-        log.info("%s: held-out ITC R@1 i2t %.3f t2i %.3f (chance %.3f), ITM acc %.3f", STAGES[phase],
+        log.info("%s: held-out ITC R@1 i2t %.3f t2i %.3f (chance %.3f), ITM acc %.3f", paths.PRETRAIN_PHASES[phase],
                  report["itc_r1_i2t"], report["itc_r1_t2i"], report["itc_r1_chance"], report["itm_acc"])
         metrics |= report
     return metrics
@@ -154,13 +133,13 @@ def run(phase: str) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m stages.pretrain")
-    parser.add_argument("--phase", choices=tuple(STAGES), required=True)
+    parser.add_argument("--phase", choices=tuple(paths.PRETRAIN_PHASES), required=True)
     args = parser.parse_args(argv)
     setup_logging()
     try:
         run(args.phase)
-    except (*EXPECTED, trainer.TrainError, trainer.CheckpointError) as e:
-        log.error("%s failed: %s", STAGES[args.phase], e)
+    except (*EXPECTED, trainer.TrainError, CheckpointError) as e:
+        log.error("%s failed: %s", paths.PRETRAIN_PHASES[args.phase], e)
         sys.exit(2)
 
 

@@ -21,11 +21,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from stages import layout, params, report_figures as fig, trainer
-from stages.cli import EXPECTED, StageError, set_threads, setup_logging
-from stages.evaluate import metrics_path, out_dir as eval_dir
-from stages.finetune import TASKS, load_pretrained, task_dir
-from stages.pairs import PairCollator, feature_meta, load_samples
+from stages.common import params, paths
+from stages.common.cli import EXPECTED, StageError, set_threads, setup_logging
+from stages.common.model_factory import load_pretrained
+from stages.common.weights import CheckpointError
+from stages.data.pairs import PairCollator, feature_meta, load_samples
+from stages.reporting import figures as fig
+from stages.training import trainer
 from storage.atomic import atomic_dir
 from storage.images import load_rgb
 from storage.maskcodec import decode_png
@@ -33,8 +35,6 @@ from storage.shards import ShardReader
 from storage.tables import read_table, table_path
 
 log = logging.getLogger("stages.report")
-OUT = layout.DATA / "report"
-PRETRAIN = layout.DATA / "checkpoints"
 Block = tuple[str, Any]
 METRIC = {"vqa": "VQA accuracy", "ve": "accuracy", "nlvr2": "accuracy"}
 
@@ -47,10 +47,10 @@ class Images:
 
     def get(self, dataset: str, image_id: str, size: int = 96) -> np.ndarray:
         if dataset not in self._paths:
-            rows = read_table(table_path(layout.prepared(dataset), "images"), "images").to_pylist()
+            rows = read_table(table_path(paths.prepared(dataset), "images"), "images").to_pylist()
             self._paths[dataset] = {r["image_id"]: r["path"] for r in rows}
         p = Path(self._paths[dataset][image_id])
-        return load_rgb(p if p.is_absolute() else layout.prepared(dataset) / p, size)
+        return load_rgb(p if p.is_absolute() else paths.prepared(dataset) / p, size)
 
 
 # ---- sections --------------------------------------------------------------------------
@@ -90,15 +90,15 @@ def task_blocks(task: str, per_ds: dict[str, Any], images: Images, n_retrieval: 
                           f"{r['prior']:.4f}"]] + [[g, str(v["samples"]), f"{v['model']:.4f}", f"{v['blind']:.4f}",
                                                     f"{v['prior']:.4f}"] for g, v in groups.items()]))
             out += prediction_examples(task, ds, images)
-        curves = {f"{ds} {v}": task_dir(task, ds) / v / trainer.LOSSES for v in ("model", "blind")
-                  if (task_dir(task, ds) / v / trainer.LOSSES).is_file()}
+        curves = {f"{ds} {v}": paths.finetune_dir(task, ds) / v / trainer.LOSSES for v in ("model", "blind")
+                  if (paths.finetune_dir(task, ds) / v / trainer.LOSSES).is_file()}
         if curves:
             out.append(("img", f"loss-{task}-{ds}", fig.loss_curves(curves), f"finetuning losses, {task} on {ds}"))
     return out
 
 
 def prediction_examples(task: str, ds: str, images: Images) -> list[Block]:
-    path = eval_dir(task, ds) / "examples.json"
+    path = paths.evaluate_dir(task, ds) / "examples.json"
     if not path.is_file():
         return []
     ex = json.loads(path.read_text())[:8]
@@ -116,7 +116,7 @@ def prediction_examples(task: str, ds: str, images: Images) -> list[Block]:
 
 
 def retrieval_examples(ds: str, images: Images, n: int) -> list[Block]:
-    path = eval_dir("itr", ds) / "examples.json"
+    path = paths.evaluate_dir("itr", ds) / "examples.json"
     if not path.is_file():
         return []
     ex = json.loads(path.read_text())
@@ -135,7 +135,7 @@ def retrieval_examples(ds: str, images: Images, n: int) -> list[Block]:
 def overlay_blocks(datasets: list[str], n: int, images: Images) -> list[Block]:
     out: list[Block] = [("h2", "segments")]
     for ds in datasets:
-        with ShardReader(layout.masks(ds)) as masks:
+        with ShardReader(paths.masks(ds)) as masks:
             ids = masks.ids[:n]
             segs = [decode_png(masks.get(i)["seg.png"]) for i in ids]
         imgs = [images.get(ds, i, size=s.shape[0]) for i, s in zip(ids, segs)]
@@ -175,7 +175,7 @@ def spike_blocks(mcfg: params.ModelParams, pcfg: params.PretrainParams) -> list[
 
 
 def energy_blocks() -> list[Block]:
-    path = PRETRAIN / "pretrain" / "eval.json"
+    path = paths.pretrain_dir("main") / "eval.json"
     ev = json.loads(path.read_text()) if path.is_file() else {}
     layers = sorted({k.split("/")[1] for k in ev if k.startswith("energy/layer")})
     if not layers:
@@ -192,14 +192,14 @@ def energy_blocks() -> list[Block]:
 
 
 def pretrain_blocks() -> list[Block]:
-    runs = {s: PRETRAIN / s / trainer.LOSSES for s in ("pretrain_warmup", "pretrain")
-            if (PRETRAIN / s / trainer.LOSSES).is_file()}
+    runs = {s: paths.pretrain_dir(p) / trainer.LOSSES for p, s in paths.PRETRAIN_PHASES.items()
+            if (paths.pretrain_dir(p) / trainer.LOSSES).is_file()}
     out: list[Block] = [("h2", "pretraining")]
     if runs:
         out.append(("img", "loss-pretrain", fig.loss_curves(runs, ("loss", "itc", "itm", "mlm", "stl", "stua", "mvm")),
                     "pretraining losses"))
-    for s in runs:
-        ev = PRETRAIN / s / "eval.json"
+    for p, s in paths.PRETRAIN_PHASES.items():
+        ev = paths.pretrain_dir(p) / "eval.json"
         if ev.is_file():
             e = json.loads(ev.read_text())
             out.append(("p", f"{s}: held-out ITC R@1 i2t {e['itc_r1_i2t']:.3f}, t2i {e['itc_r1_t2i']:.3f} "
@@ -255,8 +255,8 @@ def run() -> str:
     fcfg: params.FinetuneParams = params.load("finetune")
     set_threads(params.load("evaluate").threads)
     metrics = {}
-    for task in TASKS:
-        path = metrics_path(task)
+    for task in paths.TASKS:
+        path = paths.task_metrics(task)
         if not path.is_file():
             raise StageError(f"{path} not found: run `dvc repro evaluate@{task}` first")
         metrics[task] = json.loads(path.read_text())
@@ -265,18 +265,18 @@ def run() -> str:
     blocks: list[Block] = [("h1", f"GSHN report: preset {mcfg.preset}, size {mcfg.size}"),
                            ("h2", "summary"), ("table", SUMMARY_HEADER, summary_rows(metrics)),
                            ("p", "margin: model minus its text-only (blind) baseline; for retrieval, minus chance.")]
-    for task in TASKS:
+    for task in paths.TASKS:
         blocks += task_blocks(task, metrics[task], images, rcfg.retrieval_examples)
     blocks += pretrain_blocks() + energy_blocks() + spike_blocks(mcfg, pcfg)
-    datasets = sorted({ds for t in TASKS for ds in getattr(fcfg, t).datasets})
+    datasets = sorted({ds for t in paths.TASKS for ds in getattr(fcfg, t).datasets})
     blocks += overlay_blocks(datasets, rcfg.overlays, images)
-    with atomic_dir(OUT) as out:
+    with atomic_dir(paths.report_dir()) as out:
         (out / "figures").mkdir()
         page, md = render(blocks, out)
         (out / "index.html").write_text(page)
         (out / "report.md").write_text(md)
         (out / "summary.txt").write_text(summary + "\n")
-    log.info("wrote %s and %s\n%s", OUT / "index.html", OUT / "report.md", summary)
+    log.info("wrote %s and %s\n%s", paths.report_dir() / "index.html", paths.report_dir() / "report.md", summary)
     return summary
 
 
@@ -284,7 +284,7 @@ def main() -> None:
     setup_logging()
     try:
         run()
-    except (*EXPECTED, trainer.CheckpointError) as e:
+    except (*EXPECTED, CheckpointError) as e:
         log.error("report failed: %s", e)
         sys.exit(2)
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -18,8 +17,11 @@ import torch
 from PIL import Image
 
 from models import segmenters as seg
-from stages import layout, params, sharded
-from stages.cli import StageError, progress_enabled, run_dataset_stage
+from stages.common import params, paths
+from stages.common.cli import StageError, progress_enabled, run_dataset_stage
+from stages.common.fingerprint import code_digest, digest, file_digest
+from stages.common.weights import load_weights
+from stages.jobs import sharded
 from storage.atomic import write_json
 from storage.images import ImageError, load_rgb
 from storage.maskcodec import decode_png, decode_segments, encode_png, encode_segments, segments_from_ids
@@ -38,7 +40,7 @@ def _load_state(path: str | None, what: str) -> dict[str, torch.Tensor]:
                          f"torchvision model zoo, copied to this machine. Nothing is downloaded at run time.")
     if not Path(path).is_file():
         raise StageError(f"{what} weights file not found: {path}")
-    return torch.load(path, map_location="cpu", weights_only=True)
+    return load_weights(path, f"a copy of the {what} weights at segment.panoptic")
 
 
 def _coco_things(num_classes: int) -> dict[int, str]:
@@ -135,7 +137,7 @@ def segment_shard(job: sharded.ShardJob) -> sharded.ShardResult:
 
 def run(dataset: str) -> dict[str, Any]:
     cfg: params.SegmentParams = params.load("segment")
-    src = layout.prepared(dataset)
+    src = paths.prepared(dataset)
     images = read_table(table_path(src, "images"), "images").to_pylist()
     if not images:
         raise StageError(f"{table_path(src, 'images')} has no images")
@@ -147,11 +149,11 @@ def run(dataset: str) -> dict[str, Any]:
         raise StageError(f"backend oracle needs ground-truth masks, which {dataset} does not have ({gt_dir})")
     if "panoptic" in (cfg.backend, cfg.box.source if cfg.backend == "box" else None):
         _panoptic(cfg.panoptic.model_dump_json(), cfg.image_size)  # fail now, before any work, if weights are missing
-    out = layout.masks(dataset)
+    out = paths.masks(dataset)
     source = f"segment:{dataset}"
-    fp = sharded.fingerprint(cfg.model_dump(exclude=sharded.EXECUTOR_KEYS),
-                             sharded.file_digest(table_path(src, "images")),
-                             sharded.sources_digest(seg, sys.modules[__name__]))
+    fp = digest(cfg.model_dump(exclude=sharded.EXECUTOR_KEYS),
+                             file_digest(table_path(src, "images")),
+                             code_digest("stages.segment"))
     config = {"segment": cfg.model_dump(), "source": source}
     jobs = sharded.plan(items, out, PATTERN, cfg.shard_size, config)
     log.info("%s: segmenting %d images with %s at %dx%d into %d shards", dataset, len(items), cfg.backend,

@@ -30,7 +30,7 @@ class Rejects:
         self.rows.append({"source": self.source, "item": str(item), "reason": reason})
         log.debug("reject %s %s: %s", self.source, item, reason)
 
-    def extend(self, other: "Rejects") -> None:
+    def extend(self, other: Rejects) -> None:
         self.rows.extend(other.rows)
 
     def __len__(self) -> int:

@@ -149,7 +149,7 @@ class ShardReader:
             fh.close()
         self._files.clear()
 
-    def __enter__(self) -> "ShardReader":
+    def __enter__(self) -> ShardReader:
         return self
 
     def __exit__(self, *exc: object) -> None:

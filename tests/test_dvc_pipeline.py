@@ -11,7 +11,6 @@ import yaml
 from tests.conftest import copy_code, tiny_params
 
 
-
 def _sh(cmd: list[str], cwd: Path) -> str:
     env = os.environ | {"PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}", "PROGRESS": "0",
                         "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",

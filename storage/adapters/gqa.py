@@ -13,8 +13,14 @@ from __future__ import annotations
 from tqdm import tqdm
 
 from storage.adapters.base import Prepared
-from storage.adapters.official import Builder, infer_answer_type, require, require_param, stream_json_pairs, \
-    text_problem
+from storage.adapters.official import (
+    Builder,
+    infer_answer_type,
+    require,
+    require_param,
+    stream_json_pairs,
+    text_problem,
+)
 
 URL = "https://cs.stanford.edu/people/dorarad/gqa/download.html"
 SPLITS = ("train", "val", "testdev")

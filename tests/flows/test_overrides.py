@@ -5,7 +5,7 @@ import shutil
 import pytest
 
 from flows.overrides import apply_overrides, parse_assignment
-from stages.params import ParamsError
+from stages.common.params import ParamsError
 from tests.conftest import REPO
 
 

@@ -5,7 +5,7 @@ import torch
 from models import heads
 from models.downstream import TaskBatch, TaskModel
 from models.nodes import NodeBatch
-from tests.models.test_gshn import B, L, TEXT, _model, _nodes
+from tests.models.test_gshn import TEXT, B, L, _model, _nodes
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

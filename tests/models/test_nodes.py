@@ -1,7 +1,7 @@
 """Node input projection and collation: shapes, padding, edge offsets, truncation, bad samples."""
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import pytest

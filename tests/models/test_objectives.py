@@ -3,7 +3,7 @@ falling when a head overfits a tiny fixed batch."""
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import pytest
 import torch
@@ -11,9 +11,25 @@ import torch.nn.functional as F
 from torch import nn
 
 from models.objectives import (
-    ContrastiveHead, ITMHead, MLMHead, MomentumQueue, MVMHead, STLHead, STUAHead, focal_loss, itm_accuracy,
-    itm_loss, mask_tokens, mlm_loss, mvm_loss, mvm_targets, sample_hard_negatives, select_mvm_nodes,
-    select_stl_nodes, stl_loss, stl_targets,
+    ContrastiveHead,
+    ITMHead,
+    MLMHead,
+    MomentumQueue,
+    MVMHead,
+    STLHead,
+    STUAHead,
+    focal_loss,
+    itm_accuracy,
+    itm_loss,
+    mask_tokens,
+    mlm_loss,
+    mvm_loss,
+    mvm_targets,
+    sample_hard_negatives,
+    select_mvm_nodes,
+    select_stl_nodes,
+    stl_loss,
+    stl_targets,
 )
 
 D, K, M, L, V = 32, 6, 10, 8, 50

@@ -8,8 +8,7 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file
 
-from models.text import (SingleStreamTransformer, TransformerConfig, build_tokenizer, load_minilm,
-                         minilm_dir, tokenize)
+from models.text import SingleStreamTransformer, TransformerConfig, build_tokenizer, load_minilm, minilm_dir, tokenize
 
 B, K, MAX_LEN = 3, 5, 16
 

@@ -9,8 +9,9 @@ import torchvision
 
 from models import pooling
 from models.attribute_head import IGNORE
-from stages import backbone, features, params, prepare, segment
-from stages.cli import StageError
+from stages import backbone, features, prepare, segment
+from stages.common import params, paths
+from stages.common.cli import StageError
 from storage.shards import ShardReader, npy_load
 
 
@@ -73,7 +74,7 @@ def test_pooled_targets_on_a_constructed_mask():
 
 def test_augmented_batch_keeps_targets_consistent(workspace, one_thread):
     _tiny(workspace)
-    root = backbone.layout.prepared("scenes")
+    root = paths.prepared("scenes")
     rows = [r for r in backbone.read_table(backbone.table_path(root, "images"), "images").to_pylist()
             if r["split"] == "train"][:8]
     data = backbone.load_split(root, rows)

@@ -7,11 +7,11 @@ import torch
 import yaml
 
 from stages import evaluate, features, finetune, prepare, report, segment
-from stages import layout, params
-from stages.cli import StageError
-from stages.modelcfg import build_model
-from stages.pairs import feature_meta
-from stages.tasks import TaskData, image_batches
+from stages.common import params, paths
+from stages.common.cli import StageError
+from stages.common.model_factory import build_model
+from stages.data.pairs import feature_meta
+from stages.data.tasks import TaskData, image_batches
 from storage.tables import read_table, table_path, write_table
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -25,8 +25,8 @@ def _workspace(workspace, overrides=None):
     prepare.run("scenes"), segment.run("scenes"), features.run("scenes")
     torch.manual_seed(0)
     model = build_model(params.load("model"), *feature_meta(["scenes"]), 2)
-    finetune.PRETRAINED.parent.mkdir(parents=True)
-    torch.save(model.state_dict(), finetune.PRETRAINED)
+    paths.pretrained_weights().parent.mkdir(parents=True)
+    torch.save(model.state_dict(), paths.pretrained_weights())
     return cfg
 
 
@@ -40,7 +40,7 @@ def _set(tmp_path, **sections):
 @pytest.mark.slow
 def test_all_tasks_end_to_end(workspace, tmp_path):
     _workspace(workspace)
-    for task in finetune.TASKS:
+    for task in paths.TASKS:
         finetune.run(task)
         evaluate.run(task)
     vqa = json.loads((tmp_path / "data/metrics/vqa.json").read_text())["scenes"]
@@ -64,7 +64,7 @@ def test_all_tasks_end_to_end(workspace, tmp_path):
     assert len(ranks) == 40 and all(len(r["ranked"]) == 8 for r in ranks)
 
     summary = report.run()
-    for task in finetune.TASKS:
+    for task in paths.TASKS:
         assert task in summary
     page = (tmp_path / "data/report/index.html").read_text()
     assert page.count("data:image/png;base64,") >= 8 and 'src="figures' not in page   # self-contained
@@ -77,7 +77,7 @@ def test_all_tasks_end_to_end(workspace, tmp_path):
 def _custom_copy_of_scenes(tmp_path):
     """The scenes images and questions once more, as the `custom` dataset: VQA's second dataset."""
     by_image: dict[str, dict] = {}
-    for r in read_table(table_path(layout.prepared("scenes"), "vqa"), "vqa").to_pylist():
+    for r in read_table(table_path(paths.prepared("scenes"), "vqa"), "vqa").to_pylist():
         line = by_image.setdefault(r["image_id"], {"image": f"{r['image_id']}.png", "split": r["split"],
                                                    "id": f"copy-{r['image_id']}", "questions": []})
         line["questions"].append({"question": r["question"], "answers": list(r["answers"]),
@@ -123,7 +123,7 @@ def test_processes_are_counted_in_model_trainings(workspace, tmp_path, caplog):
 def test_checkpoint_of_another_preset_is_refused(workspace, tmp_path):
     _workspace(workspace)
     _set(tmp_path, model={"preset": "gat_only", "T": 2, "M": 32})
-    with pytest.raises(StageError, match="not trained with model preset 'gat_only'"):
+    with pytest.raises(StageError, match="does not fit a model trained with model preset 'gat_only'"):
         finetune.run("ve")
 
 
@@ -156,7 +156,7 @@ def test_task_datasets_must_be_prepared(workspace, tmp_path):
 
 def test_missing_pretrain_checkpoint(workspace, tmp_path):
     _workspace(workspace)
-    finetune.PRETRAINED.unlink()
+    paths.pretrained_weights().unlink()
     with pytest.raises(StageError, match="run `dvc repro pretrain` first"):
         finetune.run("nlvr2")
 

@@ -5,7 +5,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from stages import prepare
-from stages.cli import StageError
+from stages.common.cli import StageError
 from storage.adapters.base import DatasetError
 
 

@@ -5,7 +5,8 @@ import pytest
 import yaml
 from dvc.utils.hydra import apply_overrides
 
-from stages import params, preset
+from stages import preset
+from stages.common import params
 from tests.conftest import REPO
 
 PAPER = REPO / "params-paper.yaml"

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from stages import features, prepare, pretrain, reorder, segment
-from stages.trainer import load_weights
+from stages.training.trainer import load_weights
 from tests.conftest import REPO
 
 TINY = {"prepare": {"scenes": {"splits": {"train": 16, "val": 6, "test": 2}}},
@@ -52,10 +52,10 @@ def test_two_phases(workspace, tmp_path):
     assert (out1 / "plots/losses.tsv").read_text().startswith("step\t")
 
     # phase 1 leaves the SNN's parameters exactly as initialised (tdBN running statistics may adapt)
-    from stages import modelcfg, params
-    from stages.pairs import feature_meta
+    from stages.common import model_factory, params
+    from stages.data.pairs import feature_meta
     torch.manual_seed(0)
-    init = modelcfg.build_model(params.load("model"), *feature_meta(["scenes"]), 1).state_dict()
+    init = model_factory.build_model(params.load("model"), *feature_meta(["scenes"]), 1).state_dict()
     w1 = load_weights(out1 / "model.pt")
     assert _snn(w1) and all(torch.equal(w1[k], init[k]) for k in _snn(w1))
     assert any(not torch.equal(w1[k], init[k]) for k in w1 if k.startswith("itm."))  # the rest trains
@@ -108,7 +108,7 @@ def test_killed_pretrain_resumes_to_identical_weights(workspace, tmp_path):
 def test_code_change_never_resumes_an_old_checkpoint(workspace, monkeypatch, caplog):
     _features(workspace)
     pretrain.run("warmup")
-    monkeypatch.setattr(pretrain, "code_digest", lambda: "other code")
-    caplog.set_level(logging.INFO, logger="stages.trainer")
+    monkeypatch.setattr(pretrain, "code_digest", lambda *_: "other code")
+    caplog.set_level(logging.INFO, logger="stages.training.trainer")
     pretrain.run("warmup")
     assert "starting fresh" in caplog.text

@@ -9,7 +9,7 @@ import torch
 import torchvision
 
 from stages import features, prepare, segment
-from stages.cli import StageError
+from stages.common.cli import StageError
 from storage.maskcodec import check_consistent, decode_png, decode_segments
 from storage.shards import ShardReader, npy_load
 

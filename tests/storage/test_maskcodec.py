@@ -1,8 +1,15 @@
 import numpy as np
 import pytest
 
-from storage.maskcodec import (MaskCodecError, check_consistent, decode_png, decode_segments, encode_png,
-                               encode_segments, segments_from_ids)
+from storage.maskcodec import (
+    MaskCodecError,
+    check_consistent,
+    decode_png,
+    decode_segments,
+    encode_png,
+    encode_segments,
+    segments_from_ids,
+)
 
 
 def test_roundtrip_16bit_ids():

@@ -4,8 +4,13 @@ import json
 
 import pytest
 
-from storage.submissions import (SubmissionError, write_gqa_predictions, write_nlvr2_predictions,
-                                 write_retrieval_ranks, write_vqa_results)
+from storage.submissions import (
+    SubmissionError,
+    write_gqa_predictions,
+    write_nlvr2_predictions,
+    write_retrieval_ranks,
+    write_vqa_results,
+)
 
 
 def test_vqa_results_evalai_format(tmp_path):

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from stages.metrics import chance_recall, recall_at_k, top1_accuracy
+from stages.evaluation.metrics import chance_recall, recall_at_k, top1_accuracy
 
 
 def test_recall_hand_worked():

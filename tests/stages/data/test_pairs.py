@@ -1,4 +1,4 @@
-from stages.pairs import Samples, caption_choice, grouped_plan, random_plan
+from stages.data.pairs import Samples, caption_choice, grouped_plan, random_plan
 
 
 def _samples(n):

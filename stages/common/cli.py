@@ -8,7 +8,7 @@ import sys
 from collections.abc import Callable
 
 from models.backbone import BackboneError
-from stages.params import ParamsError
+from stages.common.params import ParamsError
 from storage.adapters.base import DatasetError
 from storage.maskcodec import MaskCodecError
 from storage.shards import ShardError

@@ -1,7 +1,7 @@
 """A toy model for the trainer tests, importable and runnable as a script (for SIGKILL and torchrun tests).
 
-`python tests/stages/trainer_toy.py --out DIR [--kill collate:N | save:N] [--dump DIR] ...` trains
-the toy with `stages.trainer.fit`. --kill makes the process SIGKILL itself on the N-th collate call
+`python tests/stages/training/trainer_toy.py --out DIR [--kill collate:N | save:N] [--dump DIR] ...` trains
+the toy with `stages.training.trainer.fit`. --kill makes the process SIGKILL itself on the N-th collate call
 (in the middle of a step) or on the N-th torch.save call (in the middle of writing a checkpoint).
 --dump writes this rank's final weights and the list of file-system writes it made under --out
 (seen by an audit hook) to DIR/rank<R>.pt and DIR/rank<R>-writes.json.
@@ -22,9 +22,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 if __name__ == "__main__":  # run as a script: make the repository importable
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+    sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
 
-from stages.trainer import OptimGroup, TrainConfig, fit  # noqa: E402
+from stages.training.trainer import OptimGroup, TrainConfig, fit  # noqa: E402
 
 N_SAMPLES, BATCH = 256, 16  # 16 steps per epoch
 

@@ -15,8 +15,8 @@ import numpy as np
 from models.gshn import PretrainBatch
 from models.nodes import collate_nodes
 from models.text import build_tokenizer, tokenize
-from stages import layout
-from stages.cli import StageError
+from stages.common import paths
+from stages.common.cli import StageError
 from storage.shards import ShardReader, npy_load
 from storage.tables import read_table, table_path
 
@@ -43,10 +43,10 @@ def load_samples(datasets: list[str], split: str) -> Samples:
     """Images of `split` that have node features, with their captions, across datasets."""
     out = Samples()
     for ds in datasets:
-        with ShardReader(layout.features(ds)) as shards:
+        with ShardReader(paths.features(ds)) as shards:
             have = set(shards.ids)
         by_image: dict[str, list[tuple[str, str]]] = {}
-        for r in read_table(table_path(layout.prepared(ds), "captions"), "captions").to_pylist():
+        for r in read_table(table_path(paths.prepared(ds), "captions"), "captions").to_pylist():
             if r["split"] != split:
                 continue
             if r["image_id"] not in have:
@@ -65,7 +65,7 @@ def feature_meta(datasets: list[str]) -> tuple[int, int]:
     """(channels C, node slots K) of the node features; all datasets must agree."""
     metas = []
     for ds in datasets:
-        path = layout.features(ds) / "meta.json"
+        path = paths.features(ds) / "meta.json"
         if not path.is_file():
             raise StageError(f"{path} not found: run `dvc repro features@{ds}` first")
         metas.append(json.loads(path.read_text()))
@@ -108,7 +108,7 @@ class PairCollator:
 
     def _reader(self, ds: str) -> ShardReader:
         if ds not in self._readers:
-            self._readers[ds] = ShardReader(layout.features(ds))
+            self._readers[ds] = ShardReader(paths.features(ds))
         return self._readers[ds]
 
     def nodes(self, idx: list[int]) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 from typing import Protocol
 
 from torch import nn
@@ -10,9 +11,11 @@ from models.gshn import GSHN, TextSpec
 from models.hybrid import VisualConfig
 from models.presets import PRESETS, SIZES
 from models.text import TransformerConfig, build_tokenizer, load_minilm
-from stages import trainer
-from stages.cli import StageError
-from stages.params import ModelParams
+from stages.common import paths
+from stages.common.cli import StageError
+from stages.common.params import ModelParams
+from stages.common.weights import load_into
+from stages.training import trainer
 
 
 def text_spec(max_len: int) -> TextSpec:
@@ -46,6 +49,15 @@ def build_model(cfg: ModelParams, feat_dim: int, K: int, phase: int) -> GSHN:
             load_minilm(model.transformer)
         except ValueError as e:
             raise StageError(f"model.text_init=minilm: {e} (use model.size: minilm)") from None
+    return model
+
+
+def load_pretrained(mcfg: ModelParams, C: int, K: int, path: Path | None = None) -> GSHN:
+    """The phase-2 model of `model.preset/size` with the pretrained weights; a mismatch is a StageError."""
+    path = path or paths.pretrained_weights()
+    model = build_model(mcfg, C, K, phase=2)
+    load_into(model, path, f"a model trained with model preset {mcfg.preset!r}, size {mcfg.size!r} and features of "
+                           f"{C} channels x {K} slots", "dvc repro pretrain")
     return model
 
 

@@ -5,9 +5,10 @@ from pathlib import Path
 
 import pytest
 
-from stages import executors, features, prepare, segment
-from stages.params import ExecutorParams, ParamsError, validate
-from tests.stages.shard_jobs import fail_on_three, square
+from stages import features, prepare, segment
+from stages.common.params import ExecutorParams, ParamsError, validate
+from stages.jobs import executors
+from tests.stages.jobs.shard_jobs import fail_on_three, square
 
 
 @pytest.mark.parametrize("cfg", [None, ExecutorParams(workers=1), ExecutorParams(workers=2)])
@@ -37,7 +38,7 @@ def test_dask_local_cluster_shards_equal_single_process(workspace, tmp_path, cap
     """segment on a LocalCluster the engine starts, features on a 2-worker cluster given by address."""
     from distributed import LocalCluster
 
-    caplog.set_level(logging.INFO, logger="stages.executors")
+    caplog.set_level(logging.INFO, logger="stages.jobs.executors")
 
     workspace()  # executor: process, workers: 1 -> every shard in the stage's own process
     prepare.run("scenes")

@@ -6,24 +6,22 @@ then marked done by a small JSON manifest beside it (its index rows and rejects)
 with the same fingerprint (params + inputs) keeps the finished shards and does the rest;
 a different fingerprint starts afresh. Results are the same bytes however often the stage
 was interrupted, and whichever executor ran the shards (this process, a pool of local
-processes, or a Dask cluster: stages/executors.py).
+processes, or a Dask cluster: stages/jobs/executors.py).
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 from tqdm import tqdm
 
-from stages.executors import run_jobs
-from stages.params import ExecutorParams
+from stages.common.params import ExecutorParams
+from stages.jobs.executors import run_jobs
 from storage.atomic import clean_temporaries, write_json
 from storage.rejects import Rejects
 from storage.shards import write_index
@@ -51,24 +49,6 @@ class ShardResult:
 
 
 Worker = Callable[[ShardJob], ShardResult]
-
-
-def fingerprint(*parts: Any) -> str:
-    blob = json.dumps(parts, sort_keys=True, default=str).encode()
-    return hashlib.sha256(blob).hexdigest()
-
-
-def file_digest(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def sources_digest(*modules: ModuleType) -> str:
-    """Digest of the code that computes shards: a code change invalidates finished shards."""
-    return fingerprint([file_digest(Path(m.__file__)) for m in modules])
 
 
 def plan(items: Sequence[dict[str, Any]], out: Path, pattern: str, shard_size: int,

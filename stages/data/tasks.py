@@ -14,9 +14,9 @@ import torch
 from models.downstream import IMAGES_PER_SAMPLE, TaskBatch
 from models.nodes import NodeBatch, collate_nodes
 from models.text import build_tokenizer, tokenize
-from stages import layout
-from stages.cli import StageError
-from stages.vqa_answers import soft_scores
+from stages.common import paths
+from stages.common.cli import StageError
+from stages.evaluation.vqa_answers import soft_scores
 from storage.shards import ShardReader, npy_load
 from storage.tables import VE_LABELS, read_table, table_path
 
@@ -55,10 +55,10 @@ def load_task(task: str, dataset: str, split: str, labelled: bool = True) -> Tas
     labelled=True also requires answers (VQA test questions of real benchmarks have none)."""
     if task not in TABLE:
         raise StageError(f"unknown task {task!r}; known: {sorted(TABLE)}")
-    path = table_path(layout.prepared(dataset), TABLE[task])
+    path = table_path(paths.prepared(dataset), TABLE[task])
     if not path.is_file():
         raise StageError(f"{path} not found: dataset {dataset!r} has no {task} table (run `dvc repro prepare@{dataset}`)")
-    with ShardReader(layout.features(dataset)) as shards:
+    with ShardReader(paths.features(dataset)) as shards:
         have = set(shards.ids)
     out = TaskData(task, dataset, split)
     for r in read_table(path, TABLE[task]).to_pylist():
@@ -99,7 +99,7 @@ class TaskCollator:
         """Distinct images of `image_ids` as a NodeBatch padded to the most nodes among them (<= K),
         and each id's row in it."""
         if self._reader is None:
-            self._reader = ShardReader(layout.features(self.data.dataset))
+            self._reader = ShardReader(paths.features(self.data.dataset))
         distinct = list(dict.fromkeys(image_ids))
         out = []
         for image_id in distinct:

@@ -36,7 +36,7 @@ class ScenesParams(Section):
     max_things: int = Field(5, ge=1, le=10)
 
     @model_validator(mode="after")
-    def _positive_splits(self) -> "ScenesParams":
+    def _positive_splits(self) -> ScenesParams:
         for name, n in self.splits.items():
             if n < 1:
                 raise ValueError(f"splits.{name} must be >= 1, got {n}")
@@ -171,7 +171,7 @@ class ExecutorParams(Section):
     dask_address: str | None = None   # e.g. tcp://10.0.0.5:8786
 
     @model_validator(mode="after")
-    def _address_needs_dask(self) -> "ExecutorParams":
+    def _address_needs_dask(self) -> ExecutorParams:
         if self.dask_address and self.executor != "dask":
             raise ValueError(f"dask_address is set ({self.dask_address!r}) but executor is {self.executor!r}: "
                              f"set executor: dask, or dask_address: null")
@@ -298,7 +298,7 @@ class TaskParams(Section):
     pool: Literal["joint", "text", "product"] = "product"   # head input (models/downstream.py)
 
     @model_validator(mode="after")
-    def _known_datasets(self) -> "TaskParams":
+    def _known_datasets(self) -> TaskParams:
         bad = [d for d in self.datasets if d not in DATASETS]
         if bad or not self.datasets:
             raise ValueError(f"datasets must be a non-empty list of {list(DATASETS)}, got {self.datasets}")

@@ -75,6 +75,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.optim.lr_scheduler import LambdaLR
 from tqdm import tqdm
 
+from stages.common.weights import CheckpointError, load_weights
 from storage.atomic import TMP_PREFIX, atomic_dir, atomic_path, clean_temporaries, write_json
 
 log = logging.getLogger(__name__)
@@ -90,9 +91,6 @@ _NAME = re.compile(r"^[A-Za-z0-9_-]+$")
 class TrainError(RuntimeError):
     """Training cannot run: inconsistent groups, config or model outputs, or a non-finite loss."""
 
-
-class CheckpointError(RuntimeError):
-    """A weights or checkpoint file exists but cannot be read."""
 
 
 @dataclass
@@ -184,19 +182,6 @@ def to_device(obj: Any, device: torch.device) -> Any:
         return obj.to(device)
     return obj
 
-
-def load_weights(path: str | os.PathLike) -> dict[str, Tensor]:
-    """A weights-only state dict (e.g. out_dir/model.pt), on CPU."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"weights file {path} does not exist (run the stage that trains it first)")
-    try:
-        sd = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # noqa: BLE001 - torch raises many kinds for a bad file
-        raise CheckpointError(f"{path} is not a readable weights-only state dict: {e}") from e
-    if not isinstance(sd, dict) or not all(isinstance(v, Tensor) for v in sd.values()):
-        raise CheckpointError(f"{path} does not hold a state dict of tensors")
-    return sd
 
 
 def _n_samples(spec: Any) -> int:

@@ -1,7 +1,7 @@
 """The official VQA answer normalisation and accuracy, by hand-worked cases."""
 import pytest
 
-from stages.vqa_answers import accuracy, build_vocab, normalize, soft_scores
+from stages.evaluation.vqa_answers import accuracy, build_vocab, normalize, soft_scores
 
 
 @pytest.mark.parametrize("raw, want", [

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from typing import TypeVar
 
-from stages.params import ExecutorParams
+from stages.common.params import ExecutorParams
 
 log = logging.getLogger(__name__)
 J = TypeVar("J")
@@ -43,7 +43,8 @@ def _dask(worker: Callable[[J], R], jobs: Sequence[J], cfg: ExecutorParams) -> I
     The cluster's workers must be able to import this project (start them from the repository root
     with its virtual environment).
     """
-    from distributed import Client, LocalCluster, as_completed as dask_completed
+    from distributed import Client, LocalCluster
+    from distributed import as_completed as dask_completed
 
     if cfg.dask_address:
         log.info("dask: %d shards on the cluster at %s", len(jobs), cfg.dask_address)

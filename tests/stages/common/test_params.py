@@ -3,9 +3,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from stages import params
+from stages.common import params
 
-REPO_PARAMS = Path(__file__).resolve().parents[2] / "params.yaml"
+REPO_PARAMS = Path(__file__).resolve().parents[3] / "params.yaml"
 
 
 def _load(tmp_path, data, section):

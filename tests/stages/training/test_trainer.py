@@ -1,4 +1,4 @@
-"""stages.trainer: training, lr schedules, exact resume after SIGKILL, fingerprints, weights-only files, DDP."""
+"""stages.training.trainer: training, lr schedules, exact resume after SIGKILL, fingerprints, weights-only files, DDP."""
 from __future__ import annotations
 
 import csv
@@ -14,10 +14,19 @@ from pathlib import Path
 import pytest
 import torch
 
-from stages.trainer import (CHECKPOINT, CheckpointError, OptimGroup, TrainConfig, TrainError, fit, load_weights,
-                            lr_factor, step_seed)
+from stages.training.trainer import (
+    CHECKPOINT,
+    CheckpointError,
+    OptimGroup,
+    TrainConfig,
+    TrainError,
+    fit,
+    load_weights,
+    lr_factor,
+    step_seed,
+)
 from tests.conftest import REPO
-from tests.stages import trainer_toy as toy
+from tests.stages.training import trainer_toy as toy
 
 SCRIPT = Path(toy.__file__)
 EPOCHS = 4
@@ -118,7 +127,7 @@ def test_fingerprint_mismatch_starts_fresh_and_match_resumes(trained, tmp_path, 
     src, _, _, metrics = trained
     out = tmp_path / "run"
     shutil.copytree(src, out)
-    caplog.set_level(logging.INFO, logger="stages.trainer")
+    caplog.set_level(logging.INFO, logger="stages.training.trainer")
 
     # same fingerprint, finished run: nothing is retrained, outputs rewritten from the checkpoint
     model, groups, plan, collate = toy.build()
@@ -150,7 +159,7 @@ def test_checkpoint_recovered_from_interrupted_swap(trained, tmp_path, caplog):
     shutil.copytree(src, out)
     os.replace(out / CHECKPOINT, out / ".tmp-checkpoint.old")
     (out / ".tmp-checkpoint.abc123").mkdir()  # the half-swapped new one
-    caplog.set_level(logging.INFO, logger="stages.trainer")
+    caplog.set_level(logging.INFO, logger="stages.training.trainer")
     model, groups, plan, collate = toy.build()
     fit(model, groups, plan, collate, toy.config(epochs=EPOCHS), out, progress=False, fingerprint="fp1")
     assert "resuming from" in caplog.text and "starting fresh" not in caplog.text
@@ -233,7 +242,7 @@ def _resume_in_process(out: Path, **cfg) -> dict:
 @pytest.mark.slow
 def test_killed_and_resumed_run_is_bit_identical(tmp_path, caplog):
     a, b = tmp_path / "a", tmp_path / "b"
-    caplog.set_level(logging.INFO, logger="stages.trainer")
+    caplog.set_level(logging.INFO, logger="stages.training.trainer")
 
     # 1) b is killed while writing the checkpoint of step 21 (epoch 2 of 3, 16 steps each; steps 1-20
     #    each wrote one checkpoint of 6 torch.save calls, so call 6 * 20 + 3 is the 3rd file of step

@@ -1,0 +1,1 @@
+"""What every stage shares: the command-line harness, the params schema, artifact paths, model building."""

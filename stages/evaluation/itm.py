@@ -1,0 +1,111 @@
+"""ITC embeddings and ITM scores of pretraining pairs with a fixed model: faiss recall and ITM
+re-ranking, shared by `reorder` and the evaluation of retrieval."""
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from models.gshn import GSHN
+from models.nodes import collate_nodes
+from models.text import tokenize
+from stages.data.pairs import PairCollator, Samples
+
+
+@contextlib.contextmanager
+
+def per_sample_snn(model: GSHN) -> Iterator[None]:
+    """Run the SNN from a reset state for every sample (no state shared across an embedding chunk)."""
+    snns = [b.snn for b in model.visual.spiking_branches()]
+    before = [s.batch_as_time for s in snns]
+    try:
+        for s in snns:
+            s.batch_as_time = False
+        yield
+    finally:
+        for s, b in zip(snns, before):
+            s.batch_as_time = b
+
+
+
+class Scorer:
+    """ITC embeddings and ITM scores of the samples (caption 0 each) with a fixed model."""
+
+    def __init__(self, model: GSHN, samples: Samples, K: int, max_text_len: int, batch_size: int, seed: int,
+                 device: torch.device, progress: bool) -> None:
+        self.model, self.N, self.K, self.bs = model, len(samples), K, batch_size
+        self.seed, self.device, self.progress = seed, device, progress
+        self.collator = PairCollator(samples, K, max_text_len)
+        ids, mask = tokenize(self.collator.tokenizer, [c[0] for c in samples.captions], max_text_len)
+        self.ids, self.mask = ids, mask
+
+    def close(self) -> None:
+        self.collator.close()
+
+    def chunks(self) -> int:
+        return -(-self.N // self.bs)
+
+    def _text(self, idx: np.ndarray | list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        idx = torch.as_tensor(np.asarray(idx), dtype=torch.long)
+        ids, mask = self.ids[idx], self.mask[idx]
+        L = int(mask.sum(1).max())          # pad to the longest in the batch, as in training
+        return ids[:, :L].to(self.device), mask[:, :L].to(self.device)
+
+    def visual(self, chunk: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Visual tokens and node mask of chunk `chunk` (same values on every call)."""
+        idx = list(range(chunk * self.bs, min(self.N, (chunk + 1) * self.bs)))
+        nodes = collate_nodes(self.collator.nodes(idx), self.K).to(self.device)
+        gen = torch.Generator(device=self.device)
+        gen.manual_seed(int(np.random.SeedSequence([self.seed, chunk]).generate_state(1)[0]))
+        return self.model.visual(nodes, generator=gen).tokens, nodes.node_mask
+
+    def embed(self) -> tuple[np.ndarray, np.ndarray]:
+        """(N, 256) normalised ITC image and text embeddings (float32)."""
+        img, txt = [], []
+        for chunk in tqdm(range(self.chunks()), desc="reorder embed", unit="batch", disable=not self.progress):
+            V, nmask = self.visual(chunk)
+            ids, tmask = self._text(range(chunk * self.bs, chunk * self.bs + V.shape[0]))
+            i, t = self.model.itc.embed(*self.model.unimodal(V, nmask, ids, tmask))
+            img.append(i.float().cpu().numpy()), txt.append(t.float().cpu().numpy())
+        return np.concatenate(img), np.concatenate(txt)
+
+    def itm(self, image: np.ndarray, text: np.ndarray, desc: str) -> np.ndarray:
+        """ITM match probability of (image of sample image[p], caption-0 text of sample text[p]) per pair p."""
+        image, text = np.asarray(image, np.int64), np.asarray(text, np.int64)
+        out = np.empty(len(image), np.float32)
+        order = np.argsort(image, kind="stable")
+        chunk_of = image[order] // self.bs
+        bounds = np.flatnonzero(np.diff(chunk_of)) + 1
+        with tqdm(total=len(image), desc=desc, unit="pair", disable=not self.progress) as bar:
+            for part in (np.split(order, bounds) if len(order) else []):   # pairs of one image chunk
+                chunk = int(image[part[0]] // self.bs)
+                V, nmask = self.visual(chunk)
+                for s in range(0, len(part), self.bs):
+                    p = part[s: s + self.bs]
+                    local = torch.as_tensor(image[p] - chunk * self.bs, device=self.device)
+                    ids, tmask = self._text(text[p])
+                    logits = self.model.itm_logits(ids, tmask, V[local], nmask[local])
+                    out[p] = torch.softmax(logits.float(), -1)[:, 1].cpu().numpy()
+                    bar.update(len(p))
+        return out
+
+
+
+def recall(img: np.ndarray, txt: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """faiss IndexFlatIP over the texts: each image's top-k other samples -> (ids (N, k), sims (N, k))."""
+    import faiss
+
+    img = np.ascontiguousarray(img, dtype=np.float32)
+    txt = np.ascontiguousarray(txt, dtype=np.float32)
+    N = txt.shape[0]
+    if not 1 <= k <= N - 1:
+        raise ValueError(f"k={k} must be in 1..{N - 1}")
+    index = faiss.IndexFlatIP(txt.shape[1])
+    index.add(txt)
+    D, I = index.search(img, k + 1)
+    keep = I != np.arange(N)[:, None]
+    keep[keep.all(1), -1] = False        # the anchor was not in its own top k+1: drop the (k+1)-th
+    return I[keep].reshape(N, k).astype(np.int64), D[keep].reshape(N, k)

@@ -1,0 +1,1 @@
+"""The training loop with exact resume, checkpoints, distributed setup and lr schedules."""
