@@ -116,7 +116,7 @@ def test_checkpoint_files_are_weights_only(trained):
 
 
 def test_load_weights_errors(tmp_path):
-    with pytest.raises(FileNotFoundError, match="does not exist"):
+    with pytest.raises(CheckpointError, match="not found"):
         load_weights(tmp_path / "nope.pt")
     (tmp_path / "bad.pt").write_bytes(b"not a zip file at all")
     with pytest.raises(CheckpointError, match="not a readable"):
