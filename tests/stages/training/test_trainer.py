@@ -1,4 +1,4 @@
-"""stages.training.trainer: training, lr schedules, exact resume after SIGKILL, fingerprints, weights-only files, DDP."""
+"""stages.training: training, lr schedules, exact resume after SIGKILL, fingerprints, weights-only files, DDP."""
 from __future__ import annotations
 
 import csv
