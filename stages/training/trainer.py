@@ -59,13 +59,12 @@ import logging
 import math
 import os
 import random
-import re
 import shutil
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
@@ -76,6 +75,9 @@ from torch.optim.lr_scheduler import LambdaLR
 from tqdm import tqdm
 
 from stages.common.weights import CheckpointError, load_weights
+from stages.training.config import TrainConfig, TrainError
+from stages.training.groups import OptimGroup, check_groups, make_optimizer, set_requires_grad, trainable_groups
+from stages.training.schedule import lr_factor, make_schedulers
 from storage.atomic import TMP_PREFIX, atomic_dir, atomic_path, clean_temporaries, write_json
 
 log = logging.getLogger(__name__)
@@ -85,61 +87,6 @@ WEIGHTS = "model.pt"
 METRICS = "metrics.json"
 LOSSES = Path("plots") / "losses.tsv"
 RESERVED = ("steps", "epochs", "samples", "wall_time_s", "samples_per_s", "world_size")
-_NAME = re.compile(r"^[A-Za-z0-9_-]+$")
-
-
-class TrainError(RuntimeError):
-    """Training cannot run: inconsistent groups, config or model outputs, or a non-finite loss."""
-
-
-
-@dataclass
-class OptimGroup:
-    """Parameters trained together by one optimizer with one lr schedule (or frozen)."""
-
-    name: str
-    params: list[nn.Parameter]
-    optimizer: Literal["adamw", "sgd"] = "adamw"
-    lr: float = 1e-4
-    weight_decay: float = 1e-2
-    momentum: float = 0.9          # sgd only
-    frozen: bool = False
-
-    def describe(self) -> dict[str, Any]:
-        return {"name": self.name, "optimizer": self.optimizer, "lr": self.lr, "weight_decay": self.weight_decay,
-                "momentum": self.momentum, "frozen": self.frozen, "tensors": len(self.params),
-                "numel": sum(p.numel() for p in self.params)}
-
-
-@dataclass
-class TrainConfig:
-    epochs: int = 1
-    warmup_ratio: float = 0.1
-    min_lr_ratio: float = 0.01
-    decay: Literal["cosine", "linear"] = "cosine"
-    grad_clip: float | None = None            # max global grad norm over all trainable params; None = off
-    seed: int = 0
-    device: Literal["auto", "cpu", "cuda"] = "auto"
-    bf16: bool = True                         # bf16 autocast of the forward pass, on CUDA only
-    checkpoint_every_steps: int | None = None  # besides the checkpoint at the end of every epoch
-    log_every: int = 10
-    find_unused_parameters: bool = False      # DDP: set when some trainable params get no gradient
-
-    def __post_init__(self) -> None:
-        if self.epochs < 1:
-            raise TrainError(f"epochs must be >= 1, got {self.epochs}")
-        if not 0.0 <= self.warmup_ratio < 1.0:
-            raise TrainError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
-        if not 0.0 <= self.min_lr_ratio <= 1.0:
-            raise TrainError(f"min_lr_ratio must be in [0, 1], got {self.min_lr_ratio}")
-        if self.decay not in ("cosine", "linear"):
-            raise TrainError(f"decay must be 'cosine' or 'linear', got {self.decay!r}")
-        if self.grad_clip is not None and self.grad_clip <= 0:
-            raise TrainError(f"grad_clip must be > 0 or None, got {self.grad_clip}")
-        if self.device not in ("auto", "cpu", "cuda"):
-            raise TrainError(f"device must be auto, cpu or cuda, got {self.device!r}")
-        if self.log_every < 1 or (self.checkpoint_every_steps is not None and self.checkpoint_every_steps < 1):
-            raise TrainError("log_every and checkpoint_every_steps must be >= 1")
 
 
 # ----------------------------------------------------------------------------------------- helpers
@@ -154,18 +101,6 @@ def _seed_everything(s: int) -> None:
     torch.manual_seed(s)          # CPU and every CUDA device
     random.seed(s)
     np.random.seed(s % (1 << 32))
-
-
-def lr_factor(step: int, total: int, warmup_ratio: float, min_lr_ratio: float, decay: str = "cosine") -> float:
-    """Multiplier of the base lr for 0-based `step` of `total`: linear warm-up to 1 over
-    round(warmup_ratio * total) steps, then decay from 1 to min_lr_ratio at the last step."""
-    warmup = round(warmup_ratio * total)
-    if step < warmup:
-        return (step + 1) / warmup
-    span = total - warmup - 1
-    p = min(1.0, (step - warmup) / span) if span > 0 else 1.0
-    shape = 0.5 * (1.0 + math.cos(math.pi * p)) if decay == "cosine" else 1.0 - p
-    return min_lr_ratio + (1.0 - min_lr_ratio) * shape
 
 
 def to_device(obj: Any, device: torch.device) -> Any:
@@ -369,36 +304,6 @@ def _trim_losses(path: Path, step: int) -> None:
 
 # ------------------------------------------------------------------------------------------ fit
 
-def _check_groups(model: nn.Module, groups: Sequence[OptimGroup]) -> None:
-    names = [g.name for g in groups]
-    if not groups or len(set(names)) != len(names) or not all(_NAME.match(n) for n in names):
-        raise TrainError(f"group names must be unique, non-empty and [A-Za-z0-9_-]: {names}")
-    owner: dict[int, str] = {}
-    for g in groups:
-        if g.optimizer not in ("adamw", "sgd"):
-            raise TrainError(f"group {g.name}: optimizer must be 'adamw' or 'sgd', got {g.optimizer!r}")
-        for p in g.params:
-            if id(p) in owner:
-                raise TrainError(f"a parameter is in both groups {owner[id(p)]} and {g.name}")
-            owner[id(p)] = g.name
-    named = dict(model.named_parameters())
-    by_id = {id(p): n for n, p in named.items()}
-    foreign = [g.name for g in groups for p in g.params if id(p) not in by_id]
-    if foreign:
-        raise TrainError(f"groups {sorted(set(foreign))} hold parameters that are not the model's")
-    loose = [n for n, p in named.items() if p.requires_grad and id(p) not in owner]
-    if loose:
-        raise TrainError(f"{len(loose)} trainable parameters are in no group (add a frozen group?): {loose[:5]}")
-
-
-def _make_optimizer(g: OptimGroup) -> torch.optim.Optimizer:
-    """Fused kernels (CPU and CUDA): one pass over all tensors of the group. The tiny CPU model's
-    AdamW step (4.8M parameters) takes 37 ms with the per-tensor loop, 5 ms fused."""
-    if g.optimizer == "adamw":
-        return torch.optim.AdamW(g.params, lr=g.lr, weight_decay=g.weight_decay, fused=True)
-    return torch.optim.SGD(g.params, lr=g.lr, momentum=g.momentum, weight_decay=g.weight_decay, fused=True)
-
-
 def _local_plan(specs: list[Any], rank: int, world: int) -> list[Any]:
     specs = list(specs)
     return specs[rank::world][: len(specs) // world] if world > 1 else specs
@@ -447,14 +352,10 @@ def _fit(model: nn.Module, groups: list[OptimGroup], plan: Callable[[int], list[
     main = d.rank == 0
     device = torch.device(f"cuda:{d.local_rank}" if d.world > 1 else "cuda") if _want_cuda(cfg.device) \
         else torch.device("cpu")
-    _check_groups(model, groups)
-    for g in groups:
-        for p in g.params:
-            p.requires_grad_(not g.frozen)
+    check_groups(model, groups)
+    set_requires_grad(groups)
     model.to(device)
-    trainable = [g for g in groups if not g.frozen]
-    if not trainable:
-        raise TrainError("every group is frozen: nothing to train")
+    trainable = trainable_groups(groups)
     params = [p for g in trainable for p in g.params]
 
     plans = [_local_plan(plan(e), d.rank, d.world) for e in range(cfg.epochs)]
@@ -462,12 +363,8 @@ def _fit(model: nn.Module, groups: list[OptimGroup], plan: Callable[[int], list[
     if empty:
         raise TrainError(f"epochs {empty} have no batches for world size {d.world}")
     total = sum(len(p) for p in plans)
-    optimizers = {g.name: _make_optimizer(g) for g in trainable}
-
-    def factor(step: int) -> float:
-        return lr_factor(step, total, cfg.warmup_ratio, cfg.min_lr_ratio, cfg.decay)
-
-    schedulers = {n: LambdaLR(opt, factor) for n, opt in optimizers.items()}
+    optimizers = {g.name: make_optimizer(g) for g in trainable}
+    schedulers = make_schedulers(optimizers, total, cfg)
     signature = _signature(cfg, groups, plans, d.world)
     meta = {"fingerprint": fingerprint, "signature": signature, "groups": list(optimizers),
             "total_steps": total, "torch": torch.__version__}
