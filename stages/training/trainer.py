@@ -68,14 +68,14 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.distributed as dist
 from torch import Tensor, nn
-from torch.nn.parallel import DistributedDataParallel
 from torch.optim.lr_scheduler import LambdaLR
 from tqdm import tqdm
 
+from stages.common.device import DeviceError, resolve_device
 from stages.common.weights import CheckpointError, load_weights
 from stages.training.config import TrainConfig, TrainError
+from stages.training.distributed import Dist
 from stages.training.groups import OptimGroup, check_groups, make_optimizer, set_requires_grad, trainable_groups
 from stages.training.schedule import lr_factor, make_schedulers
 from storage.atomic import TMP_PREFIX, atomic_dir, atomic_path, clean_temporaries, write_json
@@ -127,52 +127,6 @@ def _n_samples(spec: Any) -> int:
 
 def _fmt(v: float) -> str:
     return f"{v:.8g}"
-
-
-# ----------------------------------------------------------------------------------- distributed
-
-@dataclass
-class _Dist:
-    world: int = 1
-    rank: int = 0
-    local_rank: int = 0
-    created: bool = False
-
-    @classmethod
-    def setup(cls, cfg: TrainConfig) -> _Dist:
-        world = int(os.environ.get("WORLD_SIZE", "1"))
-        if world <= 1:
-            return cls()
-        local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-        use_cuda = _want_cuda(cfg.device)
-        created = False
-        if use_cuda:
-            torch.cuda.set_device(local_rank)
-        if not dist.is_initialized():
-            dist.init_process_group(backend="nccl" if use_cuda else "gloo")
-            created = True
-        return cls(dist.get_world_size(), dist.get_rank(), local_rank, created)
-
-    def teardown(self) -> None:
-        if self.created and dist.is_initialized():
-            dist.destroy_process_group()
-
-    def barrier(self) -> None:
-        if self.world > 1:
-            dist.barrier()
-
-    def broadcast(self, obj: Any) -> Any:
-        if self.world == 1:
-            return obj
-        box = [obj]
-        dist.broadcast_object_list(box, src=0)
-        return box[0]
-
-
-def _want_cuda(device: str) -> bool:
-    if device == "cuda" and not torch.cuda.is_available():
-        raise TrainError("device 'cuda' was asked for but CUDA is not available")
-    return device == "cuda" or (device == "auto" and torch.cuda.is_available())
 
 
 # ---------------------------------------------------------------------------------------- state
@@ -304,11 +258,6 @@ def _trim_losses(path: Path, step: int) -> None:
 
 # ------------------------------------------------------------------------------------------ fit
 
-def _local_plan(specs: list[Any], rank: int, world: int) -> list[Any]:
-    specs = list(specs)
-    return specs[rank::world][: len(specs) // world] if world > 1 else specs
-
-
 def _check_output(out: Any) -> None:
     if not isinstance(out, dict) or "loss" not in out:
         raise TrainError(f"model.forward(batch) must return a dict with a 'loss' entry, got {type(out).__name__}")
@@ -317,7 +266,7 @@ def _check_output(out: Any) -> None:
         raise TrainError(f"model output keys {bad} are reserved for the trainer's own metrics")
 
 
-def _step_values(out: Any, extra: dict[str, Tensor], n: int, device: torch.device, d: _Dist) -> dict[str, float]:
+def _step_values(out: Any, extra: dict[str, Tensor], n: int, device: torch.device, d: Dist) -> dict[str, float]:
     """Logged values of one step, averaged over ranks; "__samples" is summed."""
     vals = {**out, **extra}
     keys = sorted(vals)
@@ -329,8 +278,8 @@ def _step_values(out: Any, extra: dict[str, Tensor], n: int, device: torch.devic
             raise TrainError(f"model output {k!r} is not a scalar (shape {tuple(v.shape)})")
         parts.append(v.reshape(()).to(device=device, dtype=torch.float64))
     vec = torch.stack(parts + [torch.tensor(float(n), dtype=torch.float64, device=device)])
-    if d.world > 1:
-        dist.all_reduce(vec)
+    if d.world > 1:  # one collective for all values: every rank returns the same keys
+        d.sum_(vec)
         vec[:-1] /= d.world
     got = vec.tolist()
     return {**dict(zip(keys, got[:-1])), "__samples": got[-1]}
@@ -340,25 +289,34 @@ def fit(model: nn.Module, groups: Sequence[OptimGroup], plan: Callable[[int], li
         collate: Callable[[Any], Any], cfg: TrainConfig, out_dir: str | os.PathLike, progress: bool = True,
         *, fingerprint: str = "") -> dict[str, Any]:
     """Train `model` for cfg.epochs (resuming from out_dir/checkpoint when it fits); return metrics.json."""
-    d = _Dist.setup(cfg)
+    use_cuda = _use_cuda(cfg.device)
+    d = Dist.setup(use_cuda)
     try:
-        return _fit(model, list(groups), plan, collate, cfg, Path(out_dir), progress, fingerprint, d)
+        return _fit(model, list(groups), plan, collate, cfg, Path(out_dir), progress, fingerprint, d,
+                    d.device(use_cuda))
     finally:
         d.teardown()
 
 
+def _use_cuda(device: str) -> bool:
+    """CUDA when asked for, or for `auto` when present; asked for but absent is a TrainError."""
+    try:
+        return resolve_device(device).type == "cuda"
+    except DeviceError as e:
+        raise TrainError(str(e)) from None
+
+
 def _fit(model: nn.Module, groups: list[OptimGroup], plan: Callable[[int], list[Any]], collate: Callable[[Any], Any],
-         cfg: TrainConfig, out_dir: Path, progress: bool, fingerprint: str, d: _Dist) -> dict[str, Any]:
-    main = d.rank == 0
-    device = torch.device(f"cuda:{d.local_rank}" if d.world > 1 else "cuda") if _want_cuda(cfg.device) \
-        else torch.device("cpu")
+         cfg: TrainConfig, out_dir: Path, progress: bool, fingerprint: str, d: Dist,
+         device: torch.device) -> dict[str, Any]:
+    main = d.main
     check_groups(model, groups)
     set_requires_grad(groups)
     model.to(device)
     trainable = trainable_groups(groups)
     params = [p for g in trainable for p in g.params]
 
-    plans = [_local_plan(plan(e), d.rank, d.world) for e in range(cfg.epochs)]
+    plans = [d.share(plan(e)) for e in range(cfg.epochs)]
     empty = [e for e, p in enumerate(plans) if not p]
     if empty:
         raise TrainError(f"epochs {empty} have no batches for world size {d.world}")
@@ -405,10 +363,7 @@ def _fit(model: nn.Module, groups: list[OptimGroup], plan: Callable[[int], list[
         log.info("training %d steps (%d epochs) on %s, world size %d; groups: %s", total, cfg.epochs, device, d.world,
                  ", ".join(f"{g.name}[{'frozen' if g.frozen else g.optimizer}, {g.describe()['numel']:,}]"
                            for g in groups))
-    net: nn.Module = model
-    if d.world > 1:
-        net = DistributedDataParallel(model, device_ids=[d.local_rank] if device.type == "cuda" else None,
-                                      find_unused_parameters=cfg.find_unused_parameters)
+    net = d.wrap(model, device, cfg.find_unused_parameters)  # after the resume: DDP broadcasts rank 0's weights
     model.train()
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if (cfg.bf16 and device.type == "cuda") \
         else contextlib.nullcontext()
