@@ -62,7 +62,7 @@ import random
 import shutil
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -77,16 +77,15 @@ from stages.common.weights import CheckpointError, load_weights
 from stages.training.config import TrainConfig, TrainError
 from stages.training.distributed import Dist
 from stages.training.groups import OptimGroup, check_groups, make_optimizer, set_requires_grad, trainable_groups
+from stages.training.metrics_log import LOSSES, METRICS, LossesTsv, check_output, run_metrics, step_values, trim_losses
 from stages.training.schedule import lr_factor, make_schedulers
+from stages.training.state import TrainState, means
 from storage.atomic import TMP_PREFIX, atomic_dir, atomic_path, clean_temporaries, write_json
 
 log = logging.getLogger(__name__)
 
 CHECKPOINT = "checkpoint"
 WEIGHTS = "model.pt"
-METRICS = "metrics.json"
-LOSSES = Path("plots") / "losses.tsv"
-RESERVED = ("steps", "epochs", "samples", "wall_time_s", "samples_per_s", "world_size")
 
 
 # ----------------------------------------------------------------------------------------- helpers
@@ -125,40 +124,6 @@ def _n_samples(spec: Any) -> int:
     return 1
 
 
-def _fmt(v: float) -> str:
-    return f"{v:.8g}"
-
-
-# ---------------------------------------------------------------------------------------- state
-
-@dataclass
-class _State:
-    """Everything besides tensors that a checkpoint holds (state.json)."""
-
-    step: int = 0                # optimizer steps done
-    epoch: int = 0               # epoch of the next step
-    position: int = 0            # index of the next spec in this rank's share of plan(epoch)
-    samples: int = 0             # samples trained on, all ranks
-    elapsed: float = 0.0         # seconds of training (time lost to a kill is not counted)
-    epoch_sums: dict[str, list[float]] = field(default_factory=dict)   # key -> [sum, count] this epoch
-    window_sums: dict[str, list[float]] = field(default_factory=dict)  # since the last losses.tsv row
-    epoch_samples: int = 0
-    epoch_elapsed: float = 0.0
-    last_epoch: dict[str, float] = field(default_factory=dict)         # means of the last finished epoch
-    columns: list[str] | None = None                                   # losses.tsv header
-
-
-def _add(sums: dict[str, list[float]], values: dict[str, float]) -> None:
-    for k, v in values.items():
-        s = sums.setdefault(k, [0.0, 0])
-        s[0] += v
-        s[1] += 1
-
-
-def _means(sums: dict[str, list[float]]) -> dict[str, float]:
-    return {k: s / n for k, (s, n) in sums.items() if n}
-
-
 def _signature(cfg: TrainConfig, groups: Sequence[OptimGroup], plans: list[list[Any]], world: int) -> str:
     # what changes the result; how often to checkpoint, where to run and DDP bookkeeping do not
     cfg_part = {k: v for k, v in asdict(cfg).items()
@@ -182,7 +147,7 @@ def _rng_state() -> dict[str, Any]:
 
 
 def _save_checkpoint(out_dir: Path, model: nn.Module, optimizers: dict[str, torch.optim.Optimizer],
-                     schedulers: dict[str, LambdaLR], state: _State, meta: dict[str, Any]) -> None:
+                     schedulers: dict[str, LambdaLR], state: TrainState, meta: dict[str, Any]) -> None:
     """The whole folder is built under a temporary name and swapped in (files inside need no own rename)."""
     with atomic_dir(out_dir / CHECKPOINT) as tmp:
         torch.save(_cpu_state(model), tmp / "model.pt")
@@ -238,52 +203,7 @@ def _remove_outputs(out_dir: Path) -> None:
         (out_dir / name).unlink(missing_ok=True)
 
 
-def _trim_losses(path: Path, step: int) -> None:
-    """Keep the header and the rows up to `step`; drop later rows and a torn last line."""
-    if not path.is_file():
-        return
-    lines = path.read_text().split("\n")
-    if not lines or not lines[0]:
-        path.unlink()
-        return
-    header, n_cols = lines[0], len(lines[0].split("\t"))
-    keep = [header]
-    for line in lines[1:-1]:  # the part after the last newline is empty or torn
-        cells = line.split("\t")
-        if len(cells) == n_cols and cells[0].isdigit() and int(cells[0]) <= step:
-            keep.append(line)
-    with atomic_path(path) as tmp:
-        tmp.write_text("\n".join(keep) + "\n")
-
-
 # ------------------------------------------------------------------------------------------ fit
-
-def _check_output(out: Any) -> None:
-    if not isinstance(out, dict) or "loss" not in out:
-        raise TrainError(f"model.forward(batch) must return a dict with a 'loss' entry, got {type(out).__name__}")
-    bad = [k for k in out if not isinstance(k, str) or k in RESERVED or k == "grad_norm" or k.startswith("__")]
-    if bad:
-        raise TrainError(f"model output keys {bad} are reserved for the trainer's own metrics")
-
-
-def _step_values(out: Any, extra: dict[str, Tensor], n: int, device: torch.device, d: Dist) -> dict[str, float]:
-    """Logged values of one step, averaged over ranks; "__samples" is summed."""
-    vals = {**out, **extra}
-    keys = sorted(vals)
-    parts = []
-    for k in keys:
-        v = vals[k]
-        v = v.detach() if isinstance(v, Tensor) else torch.tensor(float(v))
-        if v.numel() != 1:
-            raise TrainError(f"model output {k!r} is not a scalar (shape {tuple(v.shape)})")
-        parts.append(v.reshape(()).to(device=device, dtype=torch.float64))
-    vec = torch.stack(parts + [torch.tensor(float(n), dtype=torch.float64, device=device)])
-    if d.world > 1:  # one collective for all values: every rank returns the same keys
-        d.sum_(vec)
-        vec[:-1] /= d.world
-    got = vec.tolist()
-    return {**dict(zip(keys, got[:-1])), "__samples": got[-1]}
-
 
 def fit(model: nn.Module, groups: Sequence[OptimGroup], plan: Callable[[int], list[Any]],
         collate: Callable[[Any], Any], cfg: TrainConfig, out_dir: str | os.PathLike, progress: bool = True,
@@ -334,7 +254,7 @@ def _fit(model: nn.Module, groups: list[OptimGroup], plan: Callable[[int], list[
         clean_temporaries(out_dir)
         clean_temporaries(out_dir / LOSSES.parent)
     resume, reason = d.broadcast(_resume_decision(out_dir, fingerprint, signature, model) if main else None)
-    state = _State()
+    state = TrainState()
     if resume:
         try:
             ck = _read_checkpoint(out_dir / CHECKPOINT)
@@ -349,9 +269,9 @@ def _fit(model: nn.Module, groups: list[OptimGroup], plan: Callable[[int], list[
         if "torch_cuda" in ck["rng"] and torch.cuda.is_available() \
                 and len(ck["rng"]["torch_cuda"]) == torch.cuda.device_count():
             torch.cuda.set_rng_state_all(ck["rng"]["torch_cuda"])
-        state = _State(**ck["meta"]["state"])
+        state = TrainState(**ck["meta"]["state"])
         if main:
-            _trim_losses(out_dir / LOSSES, state.step)
+            trim_losses(out_dir / LOSSES, state.step)
             log.info("resuming from %s: epoch %d/%d, batch %d, step %d of %d", out_dir / CHECKPOINT,
                      state.epoch + 1, cfg.epochs, state.position, state.step, total)
     elif main:
@@ -367,35 +287,12 @@ def _fit(model: nn.Module, groups: list[OptimGroup], plan: Callable[[int], list[
     model.train()
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if (cfg.bf16 and device.type == "cuda") \
         else contextlib.nullcontext()
-    losses = out_dir / LOSSES
-    warned: set[str] = set()
+    losses = LossesTsv(out_dir / LOSSES, main)
 
     def checkpoint() -> None:
         d.barrier()
         if main:
             _save_checkpoint(out_dir, model, optimizers, schedulers, state, meta)
-
-    def write_row(epoch_frac: float, lrs: dict[str, float]) -> None:
-        means = _means(state.window_sums)
-        state.window_sums = {}
-        if not main:
-            return
-        keys = ["loss"] + sorted(k for k in means if k not in ("loss", "grad_norm")) + \
-            (["grad_norm"] if "grad_norm" in means else [])
-        if state.columns is None:
-            state.columns = ["step", "epoch"] + [f"lr/{n}" for n in lrs] + keys
-        extra = set(keys) - set(state.columns) - warned
-        if extra:
-            log.warning("losses.tsv: keys %s appeared after the header was written; not plotted", sorted(extra))
-            warned.update(extra)
-        row = {"step": str(state.step), "epoch": f"{epoch_frac:.4f}", **{f"lr/{n}": _fmt(v) for n, v in lrs.items()},
-               **{k: _fmt(v) for k, v in means.items()}}
-        losses.parent.mkdir(parents=True, exist_ok=True)
-        fresh_file = not losses.is_file() or losses.stat().st_size == 0
-        with open(losses, "a") as fh:
-            if fresh_file:
-                fh.write("\t".join(state.columns) + "\n")
-            fh.write("\t".join(row.get(c, "nan") for c in state.columns) + "\n")
 
     t_start, elapsed0 = time.perf_counter(), state.elapsed
     for epoch in range(state.epoch, cfg.epochs):
@@ -412,12 +309,12 @@ def _fit(model: nn.Module, groups: list[OptimGroup], plan: Callable[[int], list[
                 opt.zero_grad(set_to_none=True)
             with autocast:
                 out = net(batch)
-            _check_output(out)
+            check_output(out)
             out["loss"].backward()
             extra = {}
             if cfg.grad_clip is not None:
                 extra["grad_norm"] = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
-            vals = _step_values(out, extra, _n_samples(spec), device, d)
+            vals = step_values(out, extra, _n_samples(spec), device, d)
             n_samples = int(vals.pop("__samples"))
             if not math.isfinite(vals["loss"]):  # before the update: the weights stay finite
                 raise TrainError(f"loss is {vals['loss']} at epoch {epoch + 1}, step {state.step + 1}; "
@@ -427,36 +324,27 @@ def _fit(model: nn.Module, groups: list[OptimGroup], plan: Callable[[int], list[
                 opt.step()
             for sched in schedulers.values():
                 sched.step()
-            state.step += 1
-            state.position = pos + 1
-            state.samples += n_samples
-            state.epoch_samples += n_samples
-            _add(state.epoch_sums, vals)
-            _add(state.window_sums, vals)
+            state.record(pos + 1, n_samples, vals)
             state.elapsed = elapsed0 + time.perf_counter() - t_start
             state.epoch_elapsed = epoch_elapsed0 + time.perf_counter() - t_epoch
             if state.step % cfg.log_every == 0 or pos + 1 == len(specs):
-                write_row(epoch + (pos + 1) / len(specs), lrs)
+                losses.append(state, epoch + (pos + 1) / len(specs), lrs)
             bar.update(1)
             bar.set_postfix(loss=f"{vals['loss']:.4f}", lr=f"{next(iter(lrs.values())):.2e}", refresh=False)
             every = cfg.checkpoint_every_steps
             if every and state.step % every == 0 and pos + 1 < len(specs):
                 checkpoint()
         bar.close()
-        state.last_epoch = _means(state.epoch_sums)
+        state.last_epoch = means(state.epoch_sums)
         if main:
             secs = state.epoch_elapsed
             log.info("epoch %d/%d: %s (%d steps, %.1f s, %.1f samples/s)", epoch + 1, cfg.epochs,
                      " ".join(f"{k} {v:.4f}" for k, v in sorted(state.last_epoch.items())), len(specs), secs,
                      state.epoch_samples / secs if secs > 0 else float("nan"))
-        state.epoch, state.position = epoch + 1, 0
-        state.epoch_sums, state.epoch_samples, state.epoch_elapsed = {}, 0, 0.0
+        state.next_epoch(epoch + 1)
         checkpoint()
 
-    metrics: dict[str, Any] = {**state.last_epoch, "steps": state.step, "epochs": cfg.epochs,
-                               "samples": state.samples, "wall_time_s": round(state.elapsed, 3),
-                               "samples_per_s": round(state.samples / state.elapsed, 3) if state.elapsed > 0 else None,
-                               "world_size": d.world}
+    metrics = run_metrics(state, cfg.epochs, d.world)
     if main:
         with atomic_path(out_dir / WEIGHTS) as tmp:
             torch.save(_cpu_state(model), tmp)
