@@ -54,7 +54,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import logging
 import math
 import os
@@ -62,29 +61,27 @@ import random
 import shutil
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor, nn
-from torch.optim.lr_scheduler import LambdaLR
 from tqdm import tqdm
 
 from stages.common.device import DeviceError, resolve_device
 from stages.common.weights import CheckpointError, load_weights
+from stages.training.checkpoint import CHECKPOINT, Checkpointer, cpu_state, run_signature
 from stages.training.config import TrainConfig, TrainError
 from stages.training.distributed import Dist
 from stages.training.groups import OptimGroup, check_groups, make_optimizer, set_requires_grad, trainable_groups
 from stages.training.metrics_log import LOSSES, METRICS, LossesTsv, check_output, run_metrics, step_values, trim_losses
 from stages.training.schedule import lr_factor, make_schedulers
 from stages.training.state import TrainState, means
-from storage.atomic import TMP_PREFIX, atomic_dir, atomic_path, clean_temporaries, write_json
+from storage.atomic import atomic_path, clean_temporaries, write_json
 
 log = logging.getLogger(__name__)
 
-CHECKPOINT = "checkpoint"
 WEIGHTS = "model.pt"
 
 
@@ -122,79 +119,6 @@ def _n_samples(spec: Any) -> int:
     if isinstance(spec, (list, tuple, range, np.ndarray, Tensor)):
         return len(spec)
     return 1
-
-
-def _signature(cfg: TrainConfig, groups: Sequence[OptimGroup], plans: list[list[Any]], world: int) -> str:
-    # what changes the result; how often to checkpoint, where to run and DDP bookkeeping do not
-    cfg_part = {k: v for k, v in asdict(cfg).items()
-                if k not in ("checkpoint_every_steps", "device", "find_unused_parameters")}
-    blob = {"cfg": cfg_part, "groups": [g.describe() for g in groups], "plan_lengths": [len(p) for p in plans],
-            "world_size": world}
-    return hashlib.sha256(json.dumps(blob, sort_keys=True).encode()).hexdigest()
-
-
-# ------------------------------------------------------------------------------------ checkpoint
-
-def _cpu_state(model: nn.Module) -> dict[str, Tensor]:
-    return {k: v.detach().cpu() for k, v in model.state_dict().items()}
-
-
-def _rng_state() -> dict[str, Any]:
-    rng: dict[str, Any] = {"torch_cpu": torch.get_rng_state()}
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
-        rng["torch_cuda"] = torch.cuda.get_rng_state_all()
-    return rng
-
-
-def _save_checkpoint(out_dir: Path, model: nn.Module, optimizers: dict[str, torch.optim.Optimizer],
-                     schedulers: dict[str, LambdaLR], state: TrainState, meta: dict[str, Any]) -> None:
-    """The whole folder is built under a temporary name and swapped in (files inside need no own rename)."""
-    with atomic_dir(out_dir / CHECKPOINT) as tmp:
-        torch.save(_cpu_state(model), tmp / "model.pt")
-        for name, opt in optimizers.items():
-            torch.save(opt.state_dict(), tmp / f"optim-{name}.pt")
-        for name, sched in schedulers.items():
-            torch.save(sched.state_dict(), tmp / f"sched-{name}.pt")
-        torch.save(_rng_state(), tmp / "rng.pt")
-        write_json(tmp / "state.json", {**meta, "state": asdict(state)})
-
-
-def _recover_checkpoint_folder(out_dir: Path) -> None:
-    """`atomic_dir` swaps folders in two renames; a kill between them leaves only the previous
-    checkpoint, under the name `.tmp-checkpoint.old`: put it back before temporaries are cleaned."""
-    ckpt, old = out_dir / CHECKPOINT, out_dir / (TMP_PREFIX + CHECKPOINT + ".old")
-    if not ckpt.exists() and old.is_dir():
-        os.replace(old, ckpt)
-        log.info("recovered the checkpoint from an interrupted swap")
-
-
-def _read_checkpoint(ckpt: Path) -> dict[str, Any]:
-    def load(name: str) -> Any:
-        return torch.load(ckpt / name, map_location="cpu", weights_only=True)
-
-    meta = json.loads((ckpt / "state.json").read_text())
-    return {"meta": meta, "model": load("model.pt"), "rng": load("rng.pt"),
-            "optim": {n: load(f"optim-{n}.pt") for n in meta["groups"]},
-            "sched": {n: load(f"sched-{n}.pt") for n in meta["groups"]}}
-
-
-def _resume_decision(out_dir: Path, fingerprint: str, signature: str, model: nn.Module) -> tuple[bool, str]:
-    ckpt = out_dir / CHECKPOINT
-    if not (ckpt / "state.json").is_file():
-        return False, "no checkpoint"
-    try:
-        meta = json.loads((ckpt / "state.json").read_text())
-        if meta.get("fingerprint") != fingerprint:
-            return False, "checkpoint fingerprint differs (params or inputs changed)"
-        if meta.get("signature") != signature:
-            return False, "checkpoint was made with another training config, groups, plan or world size"
-        sd = torch.load(ckpt / "model.pt", map_location="cpu", weights_only=True)
-    except Exception as e:  # noqa: BLE001 - any unreadable checkpoint means: start afresh
-        return False, f"checkpoint unreadable ({e})"
-    want = {k: tuple(v.shape) for k, v in model.state_dict().items()}
-    if {k: tuple(v.shape) for k, v in sd.items()} != want:
-        return False, "checkpoint model state does not fit the model (keys or shapes differ)"
-    return True, f"checkpoint at step {meta.get('state', {}).get('step')}"
 
 
 def _remove_outputs(out_dir: Path) -> None:
@@ -243,36 +167,23 @@ def _fit(model: nn.Module, groups: list[OptimGroup], plan: Callable[[int], list[
     total = sum(len(p) for p in plans)
     optimizers = {g.name: make_optimizer(g) for g in trainable}
     schedulers = make_schedulers(optimizers, total, cfg)
-    signature = _signature(cfg, groups, plans, d.world)
-    meta = {"fingerprint": fingerprint, "signature": signature, "groups": list(optimizers),
-            "total_steps": total, "torch": torch.__version__}
+    meta = {"fingerprint": fingerprint, "signature": run_signature(cfg, groups, plans, d.world),
+            "groups": list(optimizers), "total_steps": total, "torch": torch.__version__}
+    ckpt = Checkpointer(out_dir, d, meta, model, optimizers, schedulers)
 
     # ---- resume or start fresh (rank 0 decides; every rank reads the same checkpoint)
     if main:
         out_dir.mkdir(parents=True, exist_ok=True)
-        _recover_checkpoint_folder(out_dir)
+        ckpt.recover_swap()
         clean_temporaries(out_dir)
         clean_temporaries(out_dir / LOSSES.parent)
-    resume, reason = d.broadcast(_resume_decision(out_dir, fingerprint, signature, model) if main else None)
+    resume, reason = ckpt.decide()
     state = TrainState()
     if resume:
-        try:
-            ck = _read_checkpoint(out_dir / CHECKPOINT)
-        except Exception as e:  # noqa: BLE001
-            raise CheckpointError(f"rank {d.rank} cannot read {out_dir / CHECKPOINT} ({e}); "
-                                  "under DDP out_dir must be on a filesystem every rank sees") from e
-        model.load_state_dict(ck["model"])
-        for n in optimizers:
-            optimizers[n].load_state_dict(ck["optim"][n])
-            schedulers[n].load_state_dict(ck["sched"][n])
-        torch.set_rng_state(ck["rng"]["torch_cpu"])
-        if "torch_cuda" in ck["rng"] and torch.cuda.is_available() \
-                and len(ck["rng"]["torch_cuda"]) == torch.cuda.device_count():
-            torch.cuda.set_rng_state_all(ck["rng"]["torch_cuda"])
-        state = TrainState(**ck["meta"]["state"])
+        state = ckpt.restore()
         if main:
             trim_losses(out_dir / LOSSES, state.step)
-            log.info("resuming from %s: epoch %d/%d, batch %d, step %d of %d", out_dir / CHECKPOINT,
+            log.info("resuming from %s: epoch %d/%d, batch %d, step %d of %d", ckpt.path,
                      state.epoch + 1, cfg.epochs, state.position, state.step, total)
     elif main:
         _remove_outputs(out_dir)
@@ -288,11 +199,6 @@ def _fit(model: nn.Module, groups: list[OptimGroup], plan: Callable[[int], list[
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if (cfg.bf16 and device.type == "cuda") \
         else contextlib.nullcontext()
     losses = LossesTsv(out_dir / LOSSES, main)
-
-    def checkpoint() -> None:
-        d.barrier()
-        if main:
-            _save_checkpoint(out_dir, model, optimizers, schedulers, state, meta)
 
     t_start, elapsed0 = time.perf_counter(), state.elapsed
     for epoch in range(state.epoch, cfg.epochs):
@@ -318,7 +224,7 @@ def _fit(model: nn.Module, groups: list[OptimGroup], plan: Callable[[int], list[
             n_samples = int(vals.pop("__samples"))
             if not math.isfinite(vals["loss"]):  # before the update: the weights stay finite
                 raise TrainError(f"loss is {vals['loss']} at epoch {epoch + 1}, step {state.step + 1}; "
-                                 f"the last good checkpoint is in {out_dir / CHECKPOINT}")
+                                 f"the last good checkpoint is in {ckpt.path}")
             lrs = {n: opt.param_groups[0]["lr"] for n, opt in optimizers.items()}
             for opt in optimizers.values():
                 opt.step()
@@ -333,7 +239,7 @@ def _fit(model: nn.Module, groups: list[OptimGroup], plan: Callable[[int], list[
             bar.set_postfix(loss=f"{vals['loss']:.4f}", lr=f"{next(iter(lrs.values())):.2e}", refresh=False)
             every = cfg.checkpoint_every_steps
             if every and state.step % every == 0 and pos + 1 < len(specs):
-                checkpoint()
+                ckpt.save(state)
         bar.close()
         state.last_epoch = means(state.epoch_sums)
         if main:
@@ -342,12 +248,12 @@ def _fit(model: nn.Module, groups: list[OptimGroup], plan: Callable[[int], list[
                      " ".join(f"{k} {v:.4f}" for k, v in sorted(state.last_epoch.items())), len(specs), secs,
                      state.epoch_samples / secs if secs > 0 else float("nan"))
         state.next_epoch(epoch + 1)
-        checkpoint()
+        ckpt.save(state)
 
     metrics = run_metrics(state, cfg.epochs, d.world)
     if main:
         with atomic_path(out_dir / WEIGHTS) as tmp:
-            torch.save(_cpu_state(model), tmp)
+            torch.save(cpu_state(model), tmp)
         write_json(out_dir / METRICS, metrics)
         log.info("wrote %s and %s", out_dir / WEIGHTS, out_dir / METRICS)
     d.barrier()
