@@ -25,18 +25,9 @@ sums, a run killed at any point and resumed ends with bit-identical weights, met
 
 Files under out_dir (written by rank 0 only)
 - model.pt: final weights-only state dict (CPU tensors; `load_weights`).
-- checkpoint/: the latest full state, swapped in as a whole folder (`atomic_dir`), so a kill during a
-  checkpoint write leaves the previous one intact: model.pt, optim-<group>.pt, sched-<group>.pt,
-  rng.pt (all loadable with `torch.load(weights_only=True)`), and state.json (fingerprint, run
-  signature, step, epoch, position, metric sums, elapsed time, ...). Written at the end of every
-  epoch and, if `checkpoint_every_steps` is set, every that many steps.
-- metrics.json: per-key means over the last epoch, steps, epochs, samples, wall_time_s,
-  samples_per_s, world_size (`dvc metrics show`).
-- plots/losses.tsv: step (optimizer steps done), epoch (fractional, completed epochs), lr/<group>
-  for each trainable group (the lr used by that step), then each logged key averaged over the steps
-  since the previous row; a row every `log_every` steps and at the end of each epoch
-  (`dvc plots show`). Rows are appended as training goes (the one non-atomic write); on resume
-  every row after the checkpoint's step, and a torn last line, are dropped by an atomic rewrite.
+- checkpoint/: the latest full state (`checkpoint.py`), written at the end of every epoch and, if
+  `checkpoint_every_steps` is set, every that many steps.
+- metrics.json and plots/losses.tsv (`metrics_log.py`).
 
 Resume: if out_dir/checkpoint exists and both its fingerprint (the caller's string, e.g. a hash of
 params and inputs) and the run signature (config, groups, plan lengths, world size) match, training
@@ -61,12 +52,14 @@ import random
 import shutil
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor, nn
+from torch.optim.lr_scheduler import LambdaLR
 from tqdm import tqdm
 
 from stages.common.device import DeviceError, resolve_device
@@ -85,7 +78,7 @@ log = logging.getLogger(__name__)
 WEIGHTS = "model.pt"
 
 
-# ----------------------------------------------------------------------------------------- helpers
+# ------------------------------------------------------------------------------------ steps
 
 def step_seed(seed: int, epoch: int, step: int, rank: int = 0) -> int:
     """The seed of one step: a function of its place in the schedule only (63 bits)."""
@@ -114,11 +107,105 @@ def to_device(obj: Any, device: torch.device) -> Any:
     return obj
 
 
-
 def _n_samples(spec: Any) -> int:
     if isinstance(spec, (list, tuple, range, np.ndarray, Tensor)):
         return len(spec)
     return 1
+
+
+@dataclass
+class _Run:
+    """What stays fixed while a run trains (the model's weights and optimizer states change in place)."""
+
+    cfg: TrainConfig
+    dist: Dist
+    device: torch.device
+    model: nn.Module
+    net: nn.Module                              # model, or its DDP wrapper: what runs forward
+    params: list[nn.Parameter]                  # every trainable parameter (gradient clipping)
+    plans: list[list[Any]]                      # this rank's specs of each epoch
+    optimizers: dict[str, torch.optim.Optimizer]
+    schedulers: dict[str, LambdaLR]
+    checkpoints: Checkpointer
+    losses: LossesTsv
+    collate: Callable[[Any], Any]
+    autocast: contextlib.AbstractContextManager[Any]
+    progress: bool
+
+
+@dataclass
+class _Clock:
+    """Seconds of training: `base` from before this process (a resumed run) plus time since `start`."""
+
+    base: float
+    start: float
+
+    def seconds(self) -> float:
+        return self.base + time.perf_counter() - self.start
+
+
+def _train_step(run: _Run, epoch: int, step: int, spec: Any) -> tuple[dict[str, float], dict[str, float], int]:
+    """One optimizer step on `spec`: (values averaged over ranks, lr each group used, samples over ranks)."""
+    _seed_everything(step_seed(run.cfg.seed, epoch, step, run.dist.rank))
+    batch = to_device(run.collate(spec), run.device)
+    for opt in run.optimizers.values():
+        opt.zero_grad(set_to_none=True)
+    with run.autocast:
+        out = run.net(batch)
+    check_output(out)
+    out["loss"].backward()
+    extra = {}
+    if run.cfg.grad_clip is not None:
+        extra["grad_norm"] = torch.nn.utils.clip_grad_norm_(run.params, run.cfg.grad_clip)
+    vals = step_values(out, extra, _n_samples(spec), run.device, run.dist)
+    n_samples = int(vals.pop("__samples"))
+    if not math.isfinite(vals["loss"]):  # before the update: the weights stay finite
+        raise TrainError(f"loss is {vals['loss']} at epoch {epoch + 1}, step {step + 1}; "
+                         f"the last good checkpoint is in {run.checkpoints.path}")
+    lrs = {n: opt.param_groups[0]["lr"] for n, opt in run.optimizers.items()}
+    for opt in run.optimizers.values():
+        opt.step()
+    for sched in run.schedulers.values():
+        sched.step()
+    return vals, lrs, n_samples
+
+
+def _train_epoch(run: _Run, state: TrainState, epoch: int, clock: _Clock) -> None:
+    """The rest of `epoch` from `state.position` (0 unless resumed mid-epoch), then its checkpoint."""
+    specs, cfg = run.plans[epoch], run.cfg
+    epoch_clock = _Clock(state.epoch_elapsed, time.perf_counter())
+    bar = tqdm(total=len(specs), initial=state.position, desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="step",
+               disable=not (run.progress and run.dist.main), mininterval=1.0, dynamic_ncols=True)
+    for pos in range(state.position, len(specs)):
+        vals, lrs, n_samples = _train_step(run, epoch, state.step, specs[pos])
+        state.record(pos + 1, n_samples, vals)
+        state.elapsed, state.epoch_elapsed = clock.seconds(), epoch_clock.seconds()
+        if state.step % cfg.log_every == 0 or pos + 1 == len(specs):
+            run.losses.append(state, epoch + (pos + 1) / len(specs), lrs)
+        bar.update(1)
+        bar.set_postfix(loss=f"{vals['loss']:.4f}", lr=f"{next(iter(lrs.values())):.2e}", refresh=False)
+        every = cfg.checkpoint_every_steps
+        if every and state.step % every == 0 and pos + 1 < len(specs):
+            run.checkpoints.save(state)
+    bar.close()
+    state.last_epoch = means(state.epoch_sums)
+    if run.dist.main:
+        secs = state.epoch_elapsed
+        log.info("epoch %d/%d: %s (%d steps, %.1f s, %.1f samples/s)", epoch + 1, cfg.epochs,
+                 " ".join(f"{k} {v:.4f}" for k, v in sorted(state.last_epoch.items())), len(specs), secs,
+                 state.epoch_samples / secs if secs > 0 else float("nan"))
+    state.next_epoch(epoch + 1)
+    run.checkpoints.save(state)
+
+
+# ------------------------------------------------------------------------------------ setup
+
+def _use_cuda(device: str) -> bool:
+    """CUDA when asked for, or for `auto` when present; asked for but absent is a TrainError."""
+    try:
+        return resolve_device(device).type == "cuda"
+    except DeviceError as e:
+        raise TrainError(str(e)) from None
 
 
 def _remove_outputs(out_dir: Path) -> None:
@@ -127,7 +214,42 @@ def _remove_outputs(out_dir: Path) -> None:
         (out_dir / name).unlink(missing_ok=True)
 
 
-# ------------------------------------------------------------------------------------------ fit
+def _resume_or_start(ckpt: Checkpointer, cfg: TrainConfig, total: int) -> TrainState:
+    """The state to go on from: the checkpoint's when it fits this run, else a fresh one (old outputs removed)."""
+    d, out_dir = ckpt.dist, ckpt.out_dir
+    if d.main:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        ckpt.recover_swap()
+        clean_temporaries(out_dir)
+        clean_temporaries(out_dir / LOSSES.parent)
+    resume, reason = ckpt.decide()
+    state = TrainState()
+    if resume:
+        state = ckpt.restore()
+        if d.main:
+            trim_losses(out_dir / LOSSES, state.step)
+            log.info("resuming from %s: epoch %d/%d, batch %d, step %d of %d", ckpt.path,
+                     state.epoch + 1, cfg.epochs, state.position, state.step, total)
+    elif d.main:
+        _remove_outputs(out_dir)
+        log.info("starting fresh in %s (%s)", out_dir, reason)
+    d.barrier()
+    return state
+
+
+def _finish(run: _Run, state: TrainState, out_dir: Path) -> dict[str, Any]:
+    """metrics.json and the final weights (rank 0); every rank returns the metrics."""
+    metrics = run_metrics(state, run.cfg.epochs, run.dist.world)
+    if run.dist.main:
+        with atomic_path(out_dir / WEIGHTS) as tmp:
+            torch.save(cpu_state(run.model), tmp)
+        write_json(out_dir / METRICS, metrics)
+        log.info("wrote %s and %s", out_dir / WEIGHTS, out_dir / METRICS)
+    run.dist.barrier()
+    return metrics
+
+
+# -------------------------------------------------------------------------------------- fit
 
 def fit(model: nn.Module, groups: Sequence[OptimGroup], plan: Callable[[int], list[Any]],
         collate: Callable[[Any], Any], cfg: TrainConfig, out_dir: str | os.PathLike, progress: bool = True,
@@ -142,24 +264,13 @@ def fit(model: nn.Module, groups: Sequence[OptimGroup], plan: Callable[[int], li
         d.teardown()
 
 
-def _use_cuda(device: str) -> bool:
-    """CUDA when asked for, or for `auto` when present; asked for but absent is a TrainError."""
-    try:
-        return resolve_device(device).type == "cuda"
-    except DeviceError as e:
-        raise TrainError(str(e)) from None
-
-
 def _fit(model: nn.Module, groups: list[OptimGroup], plan: Callable[[int], list[Any]], collate: Callable[[Any], Any],
          cfg: TrainConfig, out_dir: Path, progress: bool, fingerprint: str, d: Dist,
          device: torch.device) -> dict[str, Any]:
-    main = d.main
     check_groups(model, groups)
     set_requires_grad(groups)
     model.to(device)
     trainable = trainable_groups(groups)
-    params = [p for g in trainable for p in g.params]
-
     plans = [d.share(plan(e)) for e in range(cfg.epochs)]
     empty = [e for e, p in enumerate(plans) if not p]
     if empty:
@@ -170,27 +281,8 @@ def _fit(model: nn.Module, groups: list[OptimGroup], plan: Callable[[int], list[
     meta = {"fingerprint": fingerprint, "signature": run_signature(cfg, groups, plans, d.world),
             "groups": list(optimizers), "total_steps": total, "torch": torch.__version__}
     ckpt = Checkpointer(out_dir, d, meta, model, optimizers, schedulers)
-
-    # ---- resume or start fresh (rank 0 decides; every rank reads the same checkpoint)
-    if main:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        ckpt.recover_swap()
-        clean_temporaries(out_dir)
-        clean_temporaries(out_dir / LOSSES.parent)
-    resume, reason = ckpt.decide()
-    state = TrainState()
-    if resume:
-        state = ckpt.restore()
-        if main:
-            trim_losses(out_dir / LOSSES, state.step)
-            log.info("resuming from %s: epoch %d/%d, batch %d, step %d of %d", ckpt.path,
-                     state.epoch + 1, cfg.epochs, state.position, state.step, total)
-    elif main:
-        _remove_outputs(out_dir)
-        log.info("starting fresh in %s (%s)", out_dir, reason)
-    d.barrier()
-
-    if main:
+    state = _resume_or_start(ckpt, cfg, total)
+    if d.main:
         log.info("training %d steps (%d epochs) on %s, world size %d; groups: %s", total, cfg.epochs, device, d.world,
                  ", ".join(f"{g.name}[{'frozen' if g.frozen else g.optimizer}, {g.describe()['numel']:,}]"
                            for g in groups))
@@ -198,67 +290,14 @@ def _fit(model: nn.Module, groups: list[OptimGroup], plan: Callable[[int], list[
     model.train()
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if (cfg.bf16 and device.type == "cuda") \
         else contextlib.nullcontext()
-    losses = LossesTsv(out_dir / LOSSES, main)
-
-    t_start, elapsed0 = time.perf_counter(), state.elapsed
+    run = _Run(cfg=cfg, dist=d, device=device, model=model, net=net, params=[p for g in trainable for p in g.params],
+               plans=plans, optimizers=optimizers, schedulers=schedulers, checkpoints=ckpt,
+               losses=LossesTsv(out_dir / LOSSES, d.main), collate=collate, autocast=autocast, progress=progress)
+    clock = _Clock(state.elapsed, time.perf_counter())
     for epoch in range(state.epoch, cfg.epochs):
-        specs = plans[epoch]
-        start = state.position if epoch == state.epoch else 0
-        t_epoch, epoch_elapsed0 = time.perf_counter(), state.epoch_elapsed
-        bar = tqdm(total=len(specs), initial=start, desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="step",
-                   disable=not (progress and main), mininterval=1.0, dynamic_ncols=True)
-        for pos in range(start, len(specs)):
-            _seed_everything(step_seed(cfg.seed, epoch, state.step, d.rank))
-            spec = specs[pos]
-            batch = to_device(collate(spec), device)
-            for opt in optimizers.values():
-                opt.zero_grad(set_to_none=True)
-            with autocast:
-                out = net(batch)
-            check_output(out)
-            out["loss"].backward()
-            extra = {}
-            if cfg.grad_clip is not None:
-                extra["grad_norm"] = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
-            vals = step_values(out, extra, _n_samples(spec), device, d)
-            n_samples = int(vals.pop("__samples"))
-            if not math.isfinite(vals["loss"]):  # before the update: the weights stay finite
-                raise TrainError(f"loss is {vals['loss']} at epoch {epoch + 1}, step {state.step + 1}; "
-                                 f"the last good checkpoint is in {ckpt.path}")
-            lrs = {n: opt.param_groups[0]["lr"] for n, opt in optimizers.items()}
-            for opt in optimizers.values():
-                opt.step()
-            for sched in schedulers.values():
-                sched.step()
-            state.record(pos + 1, n_samples, vals)
-            state.elapsed = elapsed0 + time.perf_counter() - t_start
-            state.epoch_elapsed = epoch_elapsed0 + time.perf_counter() - t_epoch
-            if state.step % cfg.log_every == 0 or pos + 1 == len(specs):
-                losses.append(state, epoch + (pos + 1) / len(specs), lrs)
-            bar.update(1)
-            bar.set_postfix(loss=f"{vals['loss']:.4f}", lr=f"{next(iter(lrs.values())):.2e}", refresh=False)
-            every = cfg.checkpoint_every_steps
-            if every and state.step % every == 0 and pos + 1 < len(specs):
-                ckpt.save(state)
-        bar.close()
-        state.last_epoch = means(state.epoch_sums)
-        if main:
-            secs = state.epoch_elapsed
-            log.info("epoch %d/%d: %s (%d steps, %.1f s, %.1f samples/s)", epoch + 1, cfg.epochs,
-                     " ".join(f"{k} {v:.4f}" for k, v in sorted(state.last_epoch.items())), len(specs), secs,
-                     state.epoch_samples / secs if secs > 0 else float("nan"))
-        state.next_epoch(epoch + 1)
-        ckpt.save(state)
-
-    metrics = run_metrics(state, cfg.epochs, d.world)
-    if main:
-        with atomic_path(out_dir / WEIGHTS) as tmp:
-            torch.save(cpu_state(model), tmp)
-        write_json(out_dir / METRICS, metrics)
-        log.info("wrote %s and %s", out_dir / WEIGHTS, out_dir / METRICS)
-    d.barrier()
-    return metrics
+        _train_epoch(run, state, epoch, clock)
+    return _finish(run, state, out_dir)
 
 
-__all__ = ["OptimGroup", "TrainConfig", "TrainError", "CheckpointError", "fit", "load_weights", "lr_factor",
-           "step_seed", "to_device"]
+__all__ = ["CHECKPOINT", "LOSSES", "METRICS", "WEIGHTS", "CheckpointError", "OptimGroup", "TrainConfig",
+           "TrainError", "fit", "load_weights", "lr_factor", "step_seed", "to_device"]
