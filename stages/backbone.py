@@ -13,10 +13,8 @@ train/ (stages.training.trainer: model.pt with the heads, checkpoint/, metrics.j
 """
 from __future__ import annotations
 
-import argparse
 import logging
 import math
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +25,7 @@ import torch.nn.functional as F
 from models.attribute_head import IGNORE, AttributeBatch, AttributeNet
 from models.backbone import STRIDE, BackboneError
 from stages.common import params, paths
-from stages.common.cli import EXPECTED, StageError, progress_enabled, setup_logging
+from stages.common.cli import StageError, progress_enabled, run_stage
 from stages.common.fingerprint import code_digest, digest, file_digest
 from stages.common.weights import CheckpointError
 from stages.training import trainer
@@ -240,13 +238,7 @@ def run() -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    argparse.ArgumentParser(prog="python -m stages.backbone", description=__doc__.split("\n")[0]).parse_args(argv)
-    setup_logging()
-    try:
-        run()
-    except (*EXPECTED, trainer.TrainError, CheckpointError) as e:
-        log.error("backbone failed: %s", e)
-        sys.exit(2)
+    run_stage("backbone", __doc__, run, argv, errors=(trainer.TrainError, CheckpointError))
 
 
 if __name__ == "__main__":

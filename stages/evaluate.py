@@ -27,7 +27,7 @@ from models.downstream import TaskModel
 from models.gshn import GSHN
 from models.text import tokenize
 from stages.common import params, paths
-from stages.common.cli import StageError, progress_enabled, run_task_stage, set_threads
+from stages.common.cli import TASK, StageError, progress_enabled, run_stage, set_threads
 from stages.common.model_factory import build_model
 from stages.common.weights import CheckpointError, load_into, load_weights
 from stages.data.pairs import PairCollator, Samples, load_samples
@@ -320,7 +320,7 @@ def _log(task: str, ds: str, r: dict[str, Any]) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    run_task_stage("evaluate", run, paths.TASKS, (CheckpointError, submissions.SubmissionError), argv)
+    run_stage("evaluate", __doc__, run, argv, TASK, (CheckpointError, submissions.SubmissionError))
 
 
 if __name__ == "__main__":

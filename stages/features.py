@@ -18,7 +18,7 @@ import torch
 from models import graph, pooling
 from models.backbone import BackboneError, ResNetTrunk
 from stages.common import params, paths
-from stages.common.cli import StageError, progress_enabled, run_dataset_stage
+from stages.common.cli import DATASET, StageError, progress_enabled, run_stage
 from stages.common.device import resolve_device
 from stages.common.fingerprint import code_digest, digest, file_digest
 from stages.common.weights import load_weights
@@ -163,5 +163,9 @@ def run(dataset: str) -> dict[str, Any]:
     return counts
 
 
+def main(argv: list[str] | None = None) -> None:
+    run_stage("features", __doc__, run, argv, DATASET)
+
+
 if __name__ == "__main__":
-    run_dataset_stage("features", run)
+    main()

@@ -26,7 +26,7 @@ import torch
 
 from models.downstream import TaskModel
 from stages.common import params, paths
-from stages.common.cli import StageError, progress_enabled, run_task_stage, set_threads, setup_logging
+from stages.common.cli import TASK, StageError, progress_enabled, run_stage, set_threads, setup_logging
 from stages.common.fingerprint import code_digest, digest, file_digest
 from stages.common.model_factory import load_pretrained, optim_groups
 from stages.common.params import ExecutorParams
@@ -185,7 +185,7 @@ def run(task: str) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    run_task_stage("finetune", run, paths.TASKS, (trainer.TrainError, CheckpointError), argv)
+    run_stage("finetune", __doc__, run, argv, TASK, (trainer.TrainError, CheckpointError))
 
 
 if __name__ == "__main__":

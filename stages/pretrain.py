@@ -10,10 +10,8 @@ rates and the energy estimate of the spiking encoder beside its ANN twin.
 """
 from __future__ import annotations
 
-import argparse
 import logging
 import os
-import sys
 from typing import Any
 
 import numpy as np
@@ -23,7 +21,7 @@ from torch import nn
 from models.energy import E_MAC, snn_energy
 from models.gshn import GSHN
 from stages.common import params, paths
-from stages.common.cli import EXPECTED, progress_enabled, set_threads, setup_logging
+from stages.common.cli import Option, progress_enabled, run_stage, set_threads
 from stages.common.fingerprint import code_digest, digest, file_digest
 from stages.common.model_factory import build_model, optim_groups
 from stages.common.weights import CheckpointError, load_into
@@ -132,15 +130,8 @@ def run(phase: str) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m stages.pretrain")
-    parser.add_argument("--phase", choices=tuple(paths.PRETRAIN_PHASES), required=True)
-    args = parser.parse_args(argv)
-    setup_logging()
-    try:
-        run(args.phase)
-    except (*EXPECTED, trainer.TrainError, CheckpointError) as e:
-        log.error("%s failed: %s", paths.PRETRAIN_PHASES[args.phase], e)
-        sys.exit(2)
+    phase = Option("phase", "pretraining phase", tuple(paths.PRETRAIN_PHASES), paths.PRETRAIN_PHASES.__getitem__)
+    run_stage("pretrain", __doc__, run, argv, phase, (trainer.TrainError, CheckpointError))
 
 
 if __name__ == "__main__":

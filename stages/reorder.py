@@ -38,9 +38,7 @@ Choices
 """
 from __future__ import annotations
 
-import argparse
 import logging
-import sys
 import time
 from typing import Any
 
@@ -50,7 +48,7 @@ import pyarrow.parquet as pq
 import torch
 
 from stages.common import params, paths
-from stages.common.cli import EXPECTED, StageError, progress_enabled, set_threads, setup_logging
+from stages.common.cli import StageError, progress_enabled, run_stage, set_threads
 from stages.common.device import resolve_device
 from stages.common.model_factory import build_model
 from stages.common.weights import load_into
@@ -171,15 +169,7 @@ def run() -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """`python -m stages.reorder`: expected errors exit 2 with one clear line."""
-    argparse.ArgumentParser(prog="python -m stages.reorder",
-                            description="group the train pairs into batches of similar samples").parse_args(argv)
-    setup_logging()
-    try:
-        run()
-    except EXPECTED as e:
-        log.error("reorder failed: %s", e)
-        sys.exit(2)
+    run_stage("reorder", __doc__, run, argv)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,6 @@ import base64
 import html
 import json
 import logging
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +21,7 @@ import numpy as np
 import torch
 
 from stages.common import params, paths
-from stages.common.cli import EXPECTED, StageError, set_threads, setup_logging
+from stages.common.cli import StageError, run_stage, set_threads
 from stages.common.model_factory import load_pretrained
 from stages.common.weights import CheckpointError
 from stages.data.pairs import PairCollator, feature_meta, load_samples
@@ -280,13 +279,8 @@ def run() -> str:
     return summary
 
 
-def main() -> None:
-    setup_logging()
-    try:
-        run()
-    except (*EXPECTED, CheckpointError) as e:
-        log.error("report failed: %s", e)
-        sys.exit(2)
+def main(argv: list[str] | None = None) -> None:
+    run_stage("report", __doc__, run, argv, errors=(CheckpointError,))
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ from PIL import Image
 
 from models import segmenters as seg
 from stages.common import params, paths
-from stages.common.cli import StageError, progress_enabled, run_dataset_stage
+from stages.common.cli import DATASET, StageError, progress_enabled, run_stage
 from stages.common.fingerprint import code_digest, digest, file_digest
 from stages.common.weights import load_weights
 from stages.jobs import sharded
@@ -168,5 +168,9 @@ def run(dataset: str) -> dict[str, Any]:
     return counts
 
 
+def main(argv: list[str] | None = None) -> None:
+    run_stage("segment", __doc__, run, argv, DATASET)
+
+
 if __name__ == "__main__":
-    run_dataset_stage("segment", run)
+    main()
