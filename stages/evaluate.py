@@ -32,6 +32,7 @@ from stages.common.model_factory import build_model
 from stages.common.weights import CheckpointError, load_into, load_weights
 from stages.data.pairs import PairCollator, Samples, load_samples
 from stages.data.tasks import TaskCollator, TaskData, image_batches, load_task
+from stages.evaluation.itm import itm_probability
 from stages.evaluation.metrics import chance_recall, recall_at_k, top1_accuracy
 from stages.evaluation.vqa_answers import accuracy, build_vocab
 from stages.training import trainer
@@ -206,10 +207,8 @@ def _itm_scores(model: GSHN, emb: dict[str, Any], pairs: list[tuple[int, int]], 
         chunk = pairs[start: start + batch_size]
         im = torch.tensor([i for i, _ in chunk])
         tx = torch.tensor([t for _, t in chunk])
-        nmask, tmask = emb["node_mask"][im], emb["text_mask"][tx]
-        k, n = int(nmask.sum(1).max()), int(tmask.sum(1).max())   # padding shared by the whole chunk is cut
-        logits = model.itm_logits(emb["text_ids"][tx][:, :n], tmask[:, :n], emb["tokens"][im][:, :k], nmask[:, :k])
-        out.append(logits.softmax(1)[:, 1])
+        out.append(itm_probability(model, emb["text_ids"][tx], emb["text_mask"][tx], emb["tokens"][im],
+                                   emb["node_mask"][im]))
     return torch.cat(out).numpy() if out else np.zeros(0)
 
 
