@@ -399,11 +399,25 @@ def load(section: str, path: Path = PARAMS_FILE) -> Any:
     return validate(section, read_yaml(path).get(section))
 
 
-def datasets(path: Path = PARAMS_FILE) -> list[str]:
-    ds = read_yaml(path).get("datasets", [])
+def check_datasets(ds: Any) -> list[str]:
+    """params.yaml's `datasets`: a list of known dataset names."""
     if not isinstance(ds, list) or not all(isinstance(d, str) for d in ds):
         raise ParamsError("params.yaml: datasets must be a list of names")
     bad = [d for d in ds if d not in DATASETS]
     if bad:
         raise ParamsError(f"params.yaml: datasets: unknown {bad}; allowed: {list(DATASETS)}")
     return ds
+
+
+def datasets(path: Path = PARAMS_FILE) -> list[str]:
+    return check_datasets(read_yaml(path).get("datasets", []))
+
+
+def validate_all(data: dict[str, Any]) -> None:
+    """Validate a whole params mapping: top-level keys, `datasets` and every section."""
+    unknown = set(data) - TOP_LEVEL
+    if unknown:
+        raise ParamsError(f"params.yaml: unknown top-level keys {sorted(unknown)}; allowed: {sorted(TOP_LEVEL)}")
+    check_datasets(data.get("datasets", []))
+    for section in SECTIONS:
+        validate(section, data.get(section))
