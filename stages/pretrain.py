@@ -30,6 +30,7 @@ from stages.data.pairs import PairCollator, Samples, feature_meta, grouped_plan,
 from stages.evaluation.metrics import recall_at_k
 from stages.training import trainer
 from storage.atomic import write_json
+from storage.shards import INDEX_NAME
 
 log = logging.getLogger("stages.pretrain")
 
@@ -94,11 +95,11 @@ def run(phase: str) -> dict[str, Any]:
     heldout = heldout.subset(list(range(min(pcfg.heldout, len(heldout)))))
     torch.manual_seed(pcfg.seed)
     model = build_model(mcfg, C, K, n_phase)
-    inputs = [paths.features(ds) / "index.parquet" for ds in pcfg.datasets]
+    inputs = [paths.features(ds) / INDEX_NAME for ds in pcfg.datasets]
     if n_phase == 2:
-        warm = paths.pretrain_dir("warmup") / trainer.WEIGHTS
+        warm = paths.pretrained_weights("warmup")
         load_into(model, warm, f"model preset {mcfg.preset}/{mcfg.size}", "dvc repro pretrain_warmup")
-        batches = paths.DATA / "reorder" / "batches.parquet"
+        batches = paths.reorder_batches()
         groups = read_groups(batches, train)
         inputs += [warm, batches]
 
@@ -116,13 +117,14 @@ def run(phase: str) -> dict[str, Any]:
                 [file_digest(p) if p.is_file() else "missing" for p in inputs])
     out = paths.pretrain_dir(phase)
     log.info("%s: preset %s/%s, %d train images (%d captions without features), objectives %s, %d epochs",
-             paths.PRETRAIN_PHASES[phase], mcfg.preset, mcfg.size, len(train), train.missing, ",".join(model.objectives), ph.epochs)
-    metrics = trainer.fit(model, optim_groups(model.parameter_groups(), ph, snn_frozen=n_phase == 1), plan, collate, cfg, out,
-                          progress=progress_enabled(), fingerprint=fp)
+             paths.PRETRAIN_PHASES[phase], mcfg.preset, mcfg.size, len(train), train.missing,
+             ",".join(model.objectives), ph.epochs)
+    groups = optim_groups(model.parameter_groups(), ph, snn_frozen=n_phase == 1)
+    metrics = trainer.fit(model, groups, plan, collate, cfg, out, progress=progress_enabled(), fingerprint=fp)
     if int(os.environ.get("RANK", "0")) == 0:  # after torchrun, only rank 0 evaluates
         model.cpu()
         report = evaluate(model, PairCollator(heldout, K, mcfg.max_text_len), heldout, pcfg.batch_size)
-        write_json(out / "eval.json", report)
+        write_json(paths.pretrain_eval(phase), report)
         log.info("%s: held-out ITC R@1 i2t %.3f t2i %.3f (chance %.3f), ITM acc %.3f", paths.PRETRAIN_PHASES[phase],
                  report["itc_r1_i2t"], report["itc_r1_t2i"], report["itc_r1_chance"], report["itm_acc"])
         metrics |= report

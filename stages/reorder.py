@@ -158,7 +158,7 @@ def run() -> dict[str, Any]:
         "filled_by_itc": filled / max(len(members), 1),   # share of members not among the anchor's candidates
         "seconds": round(time.perf_counter() - t0, 3),
     }
-    write_json(paths.reorder_dir() / "metrics.json", metrics)
+    write_json(paths.reorder_metrics(), metrics)
     log.info("reorder: %d samples -> %d groups (sizes %d..%d); within-group ITC %.4f vs random groups %.4f "
              "(anchor vs members %.4f vs %.4f); mean ITM score %.4f (anchors' own pairs %.4f); "
              "%.1f%% filled by ITC; %.1f s", N, len(groups), min(sizes), max(sizes), metrics["within_group_itc"],

@@ -89,15 +89,15 @@ def task_blocks(task: str, per_ds: dict[str, Any], images: Images, n_retrieval: 
                           f"{r['prior']:.4f}"]] + [[g, str(v["samples"]), f"{v['model']:.4f}", f"{v['blind']:.4f}",
                                                     f"{v['prior']:.4f}"] for g, v in groups.items()]))
             out += prediction_examples(task, ds, images)
-        curves = {f"{ds} {v}": paths.finetune_dir(task, ds) / v / trainer.LOSSES for v in ("model", "blind")
-                  if (paths.finetune_dir(task, ds) / v / trainer.LOSSES).is_file()}
+        curves = {f"{ds} {v}": paths.finetune_run(task, ds, v) / trainer.LOSSES for v in paths.VARIANTS
+                  if (paths.finetune_run(task, ds, v) / trainer.LOSSES).is_file()}
         if curves:
             out.append(("img", f"loss-{task}-{ds}", fig.loss_curves(curves), f"finetuning losses, {task} on {ds}"))
     return out
 
 
 def prediction_examples(task: str, ds: str, images: Images) -> list[Block]:
-    path = paths.evaluate_dir(task, ds) / "examples.json"
+    path = paths.evaluate_examples(task, ds)
     if not path.is_file():
         return []
     ex = json.loads(path.read_text())[:8]
@@ -115,7 +115,7 @@ def prediction_examples(task: str, ds: str, images: Images) -> list[Block]:
 
 
 def retrieval_examples(ds: str, images: Images, n: int) -> list[Block]:
-    path = paths.evaluate_dir("itr", ds) / "examples.json"
+    path = paths.evaluate_examples("itr", ds)
     if not path.is_file():
         return []
     ex = json.loads(path.read_text())
@@ -174,7 +174,7 @@ def spike_blocks(mcfg: params.ModelParams, pcfg: params.PretrainParams) -> list[
 
 
 def energy_blocks() -> list[Block]:
-    path = paths.pretrain_dir("main") / "eval.json"
+    path = paths.pretrain_eval("main")
     ev = json.loads(path.read_text()) if path.is_file() else {}
     layers = sorted({k.split("/")[1] for k in ev if k.startswith("energy/layer")})
     if not layers:
@@ -198,7 +198,7 @@ def pretrain_blocks() -> list[Block]:
         out.append(("img", "loss-pretrain", fig.loss_curves(runs, ("loss", "itc", "itm", "mlm", "stl", "stua", "mvm")),
                     "pretraining losses"))
     for p, s in paths.PRETRAIN_PHASES.items():
-        ev = paths.pretrain_dir(p) / "eval.json"
+        ev = paths.pretrain_eval(p)
         if ev.is_file():
             e = json.loads(ev.read_text())
             out.append(("p", f"{s}: held-out ITC R@1 i2t {e['itc_r1_i2t']:.3f}, t2i {e['itc_r1_t2i']:.3f} "

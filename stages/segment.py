@@ -141,7 +141,7 @@ def run(dataset: str) -> dict[str, Any]:
     images = read_table(table_path(src, "images"), "images").to_pylist()
     if not images:
         raise StageError(f"{table_path(src, 'images')} has no images")
-    gt_dir = src / "gt"
+    gt_dir = paths.ground_truth(dataset)
     items = [{"image_id": r["image_id"], "position": i, "path": str(src / r["path"]),
               "gt": str(gt_dir / r["image_id"]) if gt_dir.is_dir() else None} for i, r in enumerate(images)]
     if cfg.backend in ("oracle", "box") and (cfg.backend == "oracle" or cfg.box.source == "oracle") \
@@ -161,7 +161,7 @@ def run(dataset: str) -> dict[str, Any]:
     rejects, stats = sharded.run(jobs, segment_shard, out, fp, executor=cfg, source=source,
                                  desc=f"segment {dataset}", progress=progress_enabled())
     pooling = "box" if cfg.backend == "box" else "mask"
-    write_json(out / "meta.json", {"backend": cfg.backend, "image_size": cfg.image_size, "pooling": pooling})
+    write_json(paths.masks_meta(dataset), {"backend": cfg.backend, "image_size": cfg.image_size, "pooling": pooling})
     counts = sharded.write_counts(out, len(items), rejects, stats)
     log.info("%s: read %d, wrote %d (%.1f segments/image), rejected %d (%s)", dataset, counts["given"],
              counts["accepted"], counts.get("segments", 0) / max(counts["accepted"], 1), counts["rejected"], rejects.summary())
