@@ -164,7 +164,7 @@ def run(task: str) -> dict[str, Any]:
                     file_digest(paths.features(ds) / INDEX_NAME))
         jobs += [(ds, v, fp) for v in (paths.VARIANTS[:1] if task == "itr" else paths.VARIANTS)]
     # DDP ranks (torchrun) run the trainings in turn. Processes are counted in model trainings: a
-    # blind one (text only) takes a few seconds, so it runs after a model, not beside it on a core
+    # blind one (text only, no visual pass) is short, so it runs after a model, not beside it on a core
     # left idle once it ends; fewer processes than workers get the spare threads.
     ddp = int(os.environ.get("WORLD_SIZE", "1")) > 1
     workers = 1 if ddp else max(1, min(fcfg.workers, sum(v == "model" for _, v, _ in jobs)))

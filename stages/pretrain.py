@@ -119,8 +119,8 @@ def run(phase: str) -> dict[str, Any]:
     log.info("%s: preset %s/%s, %d train images (%d captions without features), objectives %s, %d epochs",
              paths.PRETRAIN_PHASES[phase], mcfg.preset, mcfg.size, len(train), train.missing,
              ",".join(model.objectives), ph.epochs)
-    groups = optim_groups(model.parameter_groups(), ph, snn_frozen=n_phase == 1)
-    metrics = trainer.fit(model, groups, plan, collate, cfg, out, progress=progress_enabled(), fingerprint=fp)
+    optim = optim_groups(model.parameter_groups(), ph, snn_frozen=n_phase == 1)
+    metrics = trainer.fit(model, optim, plan, collate, cfg, out, progress=progress_enabled(), fingerprint=fp)
     if int(os.environ.get("RANK", "0")) == 0:  # after torchrun, only rank 0 evaluates
         model.cpu()
         report = evaluate(model, PairCollator(heldout, K, mcfg.max_text_len), heldout, pcfg.batch_size)
