@@ -77,12 +77,14 @@ def run(dataset: str) -> dict[str, dict[str, int]]:
         prep.rejects.write(table_path(out, "rejects"))
         write_json(out / "counts.json", counts)
     for name, c in counts.items():
-        log.info("%s %-8s given %6d  accepted %6d  rejected %5d", dataset, name, c["given"], c["accepted"], c["rejected"])
+        log.info("%s %-8s given %6d  accepted %6d  rejected %5d", dataset, name, c["given"], c["accepted"],
+                 c["rejected"])
     if len(prep.rejects):
         log.warning("%s: %d rejects (%s); see %s", dataset, len(prep.rejects), prep.rejects.summary(),
                     table_path(final, "rejects"))
     if not images:
-        raise StageError(f"{dataset}: no usable images (all {len(prep.images)} rejected); see {table_path(final, 'rejects')}")
+        raise StageError(f"{dataset}: no usable images (all {len(prep.images)} rejected); "
+                         f"see {table_path(final, 'rejects')}")
     return counts
 
 

@@ -79,8 +79,9 @@ def task_blocks(task: str, per_ds: dict[str, Any], images: Images, n_retrieval: 
         out.append(("p", "counts: " + ", ".join(f"{k} {v}" for k, v in r["counts"].items())))
         if task == "itr":
             head = ["ranking", *[f"{d} R@{k}" for d in ("i2t", "t2i") for k in (1, 5, 10)], "rsum"]
-            out.append(("table", head, [[name, *[f"{r[name][f'{d}_r{k}']:.4f}" for d in ("i2t", "t2i") for k in (1, 5, 10)],
-                                         f"{r[name].get('rsum', 0):.3f}"] for name in ("itm_rerank", "itc", "chance")]))
+            out.append(("table", head, [[name, *[f"{r[name][f'{d}_r{k}']:.4f}" for d in ("i2t", "t2i")
+                                                 for k in (1, 5, 10)], f"{r[name].get('rsum', 0):.3f}"]
+                                        for name in ("itm_rerank", "itc", "chance")]))
             out += retrieval_examples(ds, images, n_retrieval)
         else:
             groups = r.get("per_answer_type") or r.get("per_label") or {}
@@ -103,13 +104,10 @@ def prediction_examples(task: str, ds: str, images: Images) -> list[Block]:
     ex = json.loads(path.read_text())[:8]
     if not ex:
         return []
-    titles = []
-    for e in ex:
-        truth = e["truth"] if isinstance(e["truth"], str) else max(set(e["truth"]), key=e["truth"].count)
-        titles.append(f"{e['text'][:40]}\npred {e['prediction']} | true {truth}\nblind {e['blind']}")
+    truths = [e["truth"] if isinstance(e["truth"], str) else max(set(e["truth"]), key=e["truth"].count) for e in ex]
+    titles = [f"{e['text'][:40]}\npred {e['prediction']} | true {t}\nblind {e['blind']}" for e, t in zip(ex, truths)]
     thumbs = [images.get(ds, e["images"][0]) for e in ex]
-    marks = [e["prediction"] == (e["truth"] if isinstance(e["truth"], str) else max(set(e["truth"]), key=e["truth"].count))
-             for e in ex]
+    marks = [e["prediction"] == t for e, t in zip(ex, truths)]
     return [("img", f"examples-{task}-{ds}", fig.thumbnails(thumbs, titles, marks),
              f"{task} examples on {ds} (left image for NLVR2): prediction, majority true answer, blind prediction")]
 
@@ -164,7 +162,8 @@ def spike_blocks(mcfg: params.ModelParams, pcfg: params.PretrainParams) -> list[
     B, Kb = real.shape
     rates = {}
     for i, o in enumerate(captured):   # (B*T, K, C) with batch as time, else (T, B*K, C)
-        o = o.reshape(B, -1, Kb, o.shape[-1]) if snn.batch_as_time else o.reshape(-1, B, Kb, o.shape[-1]).transpose(0, 1)
+        o = o.reshape(B, -1, Kb, o.shape[-1]) if snn.batch_as_time else \
+            o.reshape(-1, B, Kb, o.shape[-1]).transpose(0, 1)
         rates[f"layer {i}"] = o[real[:, None, :].expand(-1, o.shape[1], -1)].mean(0).numpy()
     sel = out.spikes[:, 0][:, real[0]]                       # (T, nodes of image 0, M)
     steps = sel.permute(1, 0, 2).reshape(-1, sel.shape[-1]).numpy()

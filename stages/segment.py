@@ -87,7 +87,8 @@ def _superpixels(image: np.ndarray, cfg: params.SegmentParams, backend: str) -> 
     return seg.slic(image, n_segments=cfg.slic.n_segments, compactness=cfg.slic.compactness)
 
 
-def _at_work_size(image: np.ndarray, work_size: int | None, run: Callable[[np.ndarray], seg.Segmentation]) -> seg.Segmentation:
+def _at_work_size(image: np.ndarray, work_size: int | None,
+                  run: Callable[[np.ndarray], seg.Segmentation]) -> seg.Segmentation:
     """Run a superpixel backend on a reduced copy of the image, then upsample its ids (nearest)."""
     size = image.shape[0]
     if work_size is None or work_size >= size:
@@ -164,7 +165,8 @@ def run(dataset: str) -> dict[str, Any]:
     write_json(paths.masks_meta(dataset), {"backend": cfg.backend, "image_size": cfg.image_size, "pooling": pooling})
     counts = sharded.write_counts(out, len(items), rejects, stats)
     log.info("%s: read %d, wrote %d (%.1f segments/image), rejected %d (%s)", dataset, counts["given"],
-             counts["accepted"], counts.get("segments", 0) / max(counts["accepted"], 1), counts["rejected"], rejects.summary())
+             counts["accepted"], counts.get("segments", 0) / max(counts["accepted"], 1), counts["rejected"],
+             rejects.summary())
     return counts
 
 

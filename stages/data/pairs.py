@@ -34,7 +34,7 @@ class Samples:
     def __len__(self) -> int:
         return len(self.image_ids)
 
-    def subset(self, idx: list[int]) -> "Samples":
+    def subset(self, idx: list[int]) -> Samples:
         return Samples([self.image_ids[i] for i in idx], [self.datasets[i] for i in idx],
                        [self.captions[i] for i in idx], [self.caption_ids[i] for i in idx])
 

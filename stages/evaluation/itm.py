@@ -114,7 +114,7 @@ def recall(img: np.ndarray, txt: np.ndarray, k: int) -> tuple[np.ndarray, np.nda
         raise ValueError(f"k={k} must be in 1..{N - 1}")
     index = faiss.IndexFlatIP(txt.shape[1])
     index.add(txt)
-    D, I = index.search(img, k + 1)
-    keep = I != np.arange(N)[:, None]
+    sims, ids = index.search(img, k + 1)
+    keep = ids != np.arange(N)[:, None]
     keep[keep.all(1), -1] = False        # the anchor was not in its own top k+1: drop the (k+1)-th
-    return I[keep].reshape(N, k).astype(np.int64), D[keep].reshape(N, k)
+    return ids[keep].reshape(N, k).astype(np.int64), sims[keep].reshape(N, k)
