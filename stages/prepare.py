@@ -12,7 +12,7 @@ import logging
 from pathlib import Path
 
 from stages.common import params, paths
-from stages.common.cli import StageError, progress_enabled, run_dataset_stage
+from stages.common.cli import DATASET, StageError, progress_enabled, run_stage
 from storage import validate
 from storage.adapters import cocoqa, custom, easy_vqa, gqa, karpathy, nlvr2, scenes, snli_ve, vg, vqacp_v2, vqav2
 from storage.adapters.base import Prepared
@@ -77,14 +77,20 @@ def run(dataset: str) -> dict[str, dict[str, int]]:
         prep.rejects.write(table_path(out, "rejects"))
         write_json(out / "counts.json", counts)
     for name, c in counts.items():
-        log.info("%s %-8s given %6d  accepted %6d  rejected %5d", dataset, name, c["given"], c["accepted"], c["rejected"])
+        log.info("%s %-8s given %6d  accepted %6d  rejected %5d", dataset, name, c["given"], c["accepted"],
+                 c["rejected"])
     if len(prep.rejects):
         log.warning("%s: %d rejects (%s); see %s", dataset, len(prep.rejects), prep.rejects.summary(),
                     table_path(final, "rejects"))
     if not images:
-        raise StageError(f"{dataset}: no usable images (all {len(prep.images)} rejected); see {table_path(final, 'rejects')}")
+        raise StageError(f"{dataset}: no usable images (all {len(prep.images)} rejected); "
+                         f"see {table_path(final, 'rejects')}")
     return counts
 
 
+def main(argv: list[str] | None = None) -> None:
+    run_stage("prepare", __doc__, run, argv, DATASET)
+
+
 if __name__ == "__main__":
-    run_dataset_stage("prepare", run)
+    main()

@@ -34,7 +34,7 @@ class Samples:
     def __len__(self) -> int:
         return len(self.image_ids)
 
-    def subset(self, idx: list[int]) -> "Samples":
+    def subset(self, idx: list[int]) -> Samples:
         return Samples([self.image_ids[i] for i in idx], [self.datasets[i] for i in idx],
                        [self.captions[i] for i in idx], [self.caption_ids[i] for i in idx])
 
@@ -65,7 +65,7 @@ def feature_meta(datasets: list[str]) -> tuple[int, int]:
     """(channels C, node slots K) of the node features; all datasets must agree."""
     metas = []
     for ds in datasets:
-        path = paths.features(ds) / "meta.json"
+        path = paths.features_meta(ds)
         if not path.is_file():
             raise StageError(f"{path} not found: run `dvc repro features@{ds}` first")
         metas.append(json.loads(path.read_text()))
