@@ -27,7 +27,7 @@ PRESETS: dict[str, Preset] = {
     "snn_only": Preset({"continuous": "none"}),
     "gat_gat": Preset({"discrete": "gat"}, phase2=("itc", "itm", "mlm")),
     "snn_snn": Preset({"continuous": "snn"}),
-    "fixed_r": Preset({"ratio": "fixed", "ratio_value": 1.0}),
+    "fixed_r": Preset({"ratio": "fixed"}),        # r = model.ratio_value (GSHN Table V: "GAT+SNN, r=1")
     "no_memory": Preset({"memory": False}),
     # GSHN task-set ablation (Table VII): baseline / +CL / +CL+STL (= gshn)
     "baseline": Preset(phase1=("itm", "mlm"), phase2=("itm", "mlm")),

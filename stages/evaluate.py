@@ -61,9 +61,9 @@ def load_task_model(task: str, dataset: str, variant: str, meta: dict[str, Any],
                     mcfg: params.ModelParams) -> TaskModel:
     path = paths.finetune_dir(task, dataset) / variant / trainer.WEIGHTS
     n_out = len(meta["answers"]) if task == "vqa" else meta["n_out"]
-    head = load_weights(path, f"dvc repro finetune@{task}").get("head.net.4.weight")
-    if head is not None and head.shape[0] != n_out:
-        raise StageError(f"{path}: its head has {head.shape[0]} outputs but {paths.finetune_dir(task, dataset) / paths.TASK_META} lists "
+    stored = TaskModel.stored_outputs(load_weights(path, f"dvc repro finetune@{task}"))
+    if stored is not None and stored != n_out:
+        raise StageError(f"{path}: its head has {stored} outputs but {paths.finetune_dir(task, dataset) / paths.TASK_META} lists "
                          f"{n_out} {'answers' if task == 'vqa' else 'labels'}: incompatible answer vocabulary; "
                          f"rerun `dvc repro finetune@{task}`")
     base = build_model(mcfg, meta["channels"], meta["max_nodes"], phase=2)
@@ -188,10 +188,10 @@ def _embed(model: GSHN, test: Samples, collate: PairCollator, batch_size: int) -
         pad = collate.K - vis.tokens.shape[1]
         tokens.append(torch.nn.functional.pad(vis.tokens, (0, 0, 0, pad)))
         masks.append(torch.nn.functional.pad(nodes.node_mask, (0, pad)))
-        img.append(model.itc.embed_image(model.image_cls(vis.tokens, nodes.node_mask)))
+        img.append(model.itc.embed_image(model.pooled_image(vis.tokens, nodes.node_mask)))
     texts = [c for cs in test.captions for c in cs]
     ids, tmask = tokenize(collate.tokenizer, texts, collate.max_len)
-    txt = [model.itc.embed_text(model.text_cls(ids[s: s + batch_size], tmask[s: s + batch_size]))
+    txt = [model.itc.embed_text(model.pooled_text(ids[s: s + batch_size], tmask[s: s + batch_size]))
            for s in range(0, len(texts), batch_size)]
     return {"img": torch.cat(img), "txt": torch.cat(txt), "tokens": torch.cat(tokens), "node_mask": torch.cat(masks),
             "text_ids": ids, "text_mask": tmask,
