@@ -1,19 +1,29 @@
 """Evaluation metrics as pure functions (tested by hand-worked cases)."""
 from __future__ import annotations
 
+from collections.abc import Hashable, Sequence
+
 import numpy as np
+
+from storage.adapters.nlvr2 import IDENTIFIER
 
 
 def recall_at_k(sim: np.ndarray, gt: list[set[int]], ks: tuple[int, ...] = (1, 5, 10)) -> dict[int, float]:
     """Recall@K of a query x candidate similarity matrix: share of queries whose top K holds a true match."""
     if sim.shape[0] != len(gt):
         raise ValueError(f"{sim.shape[0]} queries but {len(gt)} ground-truth sets")
-    order = np.argsort(-sim, axis=1, kind="stable")
-    out = {}
-    for k in ks:
-        top = order[:, :k]
-        out[k] = float(np.mean([bool(gt[q] & set(top[q].tolist())) for q in range(len(gt))]))
-    return out
+    order = np.argsort(-sim, axis=1, kind="stable")[:, :max(ks)]
+    return recall_of_rankings(order.tolist(), gt, ks)
+
+
+def recall_of_rankings(rankings: Sequence[Sequence[Hashable]], gt: Sequence[set], ks: tuple[int, ...] = (1, 5, 10),
+                       ) -> dict[int, float]:
+    """Recall@K of ranked candidate lists (best first): share of queries whose first K hold a true match."""
+    if len(rankings) != len(gt):
+        raise ValueError(f"{len(rankings)} rankings but {len(gt)} ground-truth sets")
+    if not gt:
+        raise ValueError("recall of no queries")
+    return {k: sum(bool(gt[q].intersection(rankings[q][:k])) for q in range(len(gt))) / len(gt) for k in ks}
 
 
 def top1_accuracy(predicted: list, truth: list) -> float:
@@ -23,6 +33,30 @@ def top1_accuracy(predicted: list, truth: list) -> float:
     if not truth:
         raise ValueError("accuracy of an empty set")
     return sum(p == t for p, t in zip(predicted, truth)) / len(truth)
+
+
+def nlvr2_sentence(pair_id: str) -> str:
+    """The sentence an NLVR2 row states, as the official evaluation groups rows for consistency: the
+    identifier <split>-<set>-<pair>-<sentence> with its pair part blanked. An id of another form
+    (e.g. the synthetic scenes, one pair per sentence) is its own sentence."""
+    if not IDENTIFIER.match(pair_id):
+        return pair_id
+    parts = pair_id.split("-")
+    parts[2] = ""
+    return "-".join(parts)
+
+
+def consistency(pair_ids: list[str], predicted: list, truth: list) -> float:
+    """NLVR2 consistency: the share of sentences whose every image pair is predicted right."""
+    if not len(pair_ids) == len(predicted) == len(truth):
+        raise ValueError(f"{len(pair_ids)} ids, {len(predicted)} predictions, {len(truth)} labels")
+    if not truth:
+        raise ValueError("consistency of an empty set")
+    right: dict[str, bool] = {}
+    for i, p, t in zip(pair_ids, predicted, truth):
+        key = nlvr2_sentence(i)
+        right[key] = right.get(key, True) and p == t
+    return sum(right.values()) / len(right)
 
 
 def chance_recall(k: int, candidates: int, matches: int = 1) -> float:
