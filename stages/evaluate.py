@@ -36,7 +36,7 @@ from stages.common.model_factory import build_model
 from stages.common.weights import CheckpointError, load_into, load_weights
 from stages.data.pairs import PairCollator, Samples, load_samples
 from stages.data.tasks import TaskCollator, TaskData, image_batches, load_task
-from stages.evaluation.metrics import consistency, nlvr2_sentence
+from stages.evaluation.nlvr2 import consistency, nlvr2_sentence
 from stages.evaluation.retrieval import KS, chance, fold_captions, folds, mean_over, recalls
 from stages.evaluation.vqa_answers import build_vocab
 from stages.evaluation.vqa_official import question_accuracy, summarize

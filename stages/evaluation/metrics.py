@@ -5,8 +5,6 @@ from collections.abc import Hashable, Sequence
 
 import numpy as np
 
-from storage.adapters.nlvr2 import IDENTIFIER
-
 
 def recall_at_k(sim: np.ndarray, gt: list[set[int]], ks: tuple[int, ...] = (1, 5, 10)) -> dict[int, float]:
     """Recall@K of a query x candidate similarity matrix: share of queries whose top K holds a true match."""
@@ -33,30 +31,6 @@ def top1_accuracy(predicted: list, truth: list) -> float:
     if not truth:
         raise ValueError("accuracy of an empty set")
     return sum(p == t for p, t in zip(predicted, truth)) / len(truth)
-
-
-def nlvr2_sentence(pair_id: str) -> str:
-    """The sentence an NLVR2 row states, as the official evaluation groups rows for consistency: the
-    identifier <split>-<set>-<pair>-<sentence> with its pair part blanked. An id of another form
-    (e.g. the synthetic scenes, one pair per sentence) is its own sentence."""
-    if not IDENTIFIER.match(pair_id):
-        return pair_id
-    parts = pair_id.split("-")
-    parts[2] = ""
-    return "-".join(parts)
-
-
-def consistency(pair_ids: list[str], predicted: list, truth: list) -> float:
-    """NLVR2 consistency: the share of sentences whose every image pair is predicted right."""
-    if not len(pair_ids) == len(predicted) == len(truth):
-        raise ValueError(f"{len(pair_ids)} ids, {len(predicted)} predictions, {len(truth)} labels")
-    if not truth:
-        raise ValueError("consistency of an empty set")
-    right: dict[str, bool] = {}
-    for i, p, t in zip(pair_ids, predicted, truth):
-        key = nlvr2_sentence(i)
-        right[key] = right.get(key, True) and p == t
-    return sum(right.values()) / len(right)
 
 
 def chance_recall(k: int, candidates: int, matches: int = 1) -> float:

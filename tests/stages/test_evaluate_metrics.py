@@ -11,7 +11,8 @@ from stages import evaluate, features, finetune, prepare, segment
 from stages.common import params, paths
 from stages.common.model_factory import build_model
 from stages.data.pairs import feature_meta
-from stages.evaluation.metrics import consistency, recall_of_rankings, top1_accuracy
+from stages.evaluation.metrics import recall_of_rankings, top1_accuracy
+from stages.evaluation.nlvr2 import consistency
 from stages.evaluation.vqa_official import question_accuracy, summarize
 from storage.tables import VE_LABELS, read_table, table_path
 

@@ -1,14 +1,7 @@
 import numpy as np
 import pytest
 
-from stages.evaluation.metrics import (
-    chance_recall,
-    consistency,
-    nlvr2_sentence,
-    recall_at_k,
-    recall_of_rankings,
-    top1_accuracy,
-)
+from stages.evaluation.metrics import chance_recall, recall_at_k, recall_of_rankings, top1_accuracy
 
 
 def test_recall_hand_worked():
@@ -55,24 +48,3 @@ def test_recall_of_rankings_hand_worked():
     assert recall_of_rankings(rankings, [{"a1"}, {"b1"}, {"c1", "c2"}], (1, 2, 3)) == {1: 0.0, 2: 1 / 3, 3: 2 / 3}
     with pytest.raises(ValueError, match="1 rankings but 2"):
         recall_of_rankings([["x"]], [{"x"}, {"y"}])
-
-
-def test_nlvr2_sentence_blanks_the_pair_part_of_official_identifiers():
-    assert nlvr2_sentence("dev-850-2-1") == "dev-850--1"
-    assert nlvr2_sentence("test1-3-0-0") == "test1-3--0"
-    assert nlvr2_sentence("scenes-test-p000001") == "scenes-test-p000001"   # not the official form: its own
-
-
-def test_nlvr2_consistency_hand_worked():
-    ids = ["dev-850-0-0", "dev-850-1-0", "dev-850-2-0",     # sentence dev-850--0 over 3 image pairs
-           "dev-850-0-1", "dev-850-1-1",                    # sentence dev-850--1 over 2
-           "dev-851-0-0"]                                   # sentence dev-851--0 over 1
-    truth = ["true", "false", "true", "true", "true", "false"]
-    pred = ["true", "false", "true", "true", "false", "false"]   # one pair of sentence 1 wrong
-    assert top1_accuracy(pred, truth) == 5 / 6
-    assert consistency(ids, pred, truth) == 2 / 3
-    # ids of another form (the synthetic scenes: one pair per sentence): consistency is accuracy
-    scenes = [f"scenes-test-p{k:06d}" for k in range(4)]
-    assert consistency(scenes, [1, 0, 1, 1], [1, 1, 1, 1]) == top1_accuracy([1, 0, 1, 1], [1, 1, 1, 1]) == 0.75
-    with pytest.raises(ValueError, match="2 ids, 1 predictions"):
-        consistency(ids[:2], pred[:1], truth[:2])
