@@ -370,10 +370,16 @@ def _log(task: str, ds: str, r: dict[str, Any]) -> None:
                  "chance R@1 %.4f/%.4f", ds, *(r["itm_rerank"][f"i2t_r{k}"] for k in KS),
                  *(r["itm_rerank"][f"t2i_r{k}"] for k in KS), r["candidates"], r["itc"]["rsum"],
                  r["chance"]["i2t_r1"], r["chance"]["t2i_r1"])
+        if "folds_1k" in r:
+            log.info("itr/%s: mean over %d 1K folds: rsum %.3f (ITC + ITM), %.3f (ITC)", ds,
+                     len(r["folds_1k"]["folds"]), r["folds_1k"]["itm_rerank"]["rsum"], r["folds_1k"]["itc"]["rsum"])
     else:
         log.info("%s/%s: accuracy %.4f, blind %.4f, prior %.4f (margin over blind %+.4f; %d evaluated, "
                  "%d without features)", task, ds, r["model"], r["blind"], r["prior"], r["margin_over_blind"],
                  r["counts"]["evaluated"], r["counts"]["missing_features"])
+        if task == "nlvr2":
+            log.info("nlvr2/%s: consistency %.4f over %d sentences", ds, r["consistency"]["model"],
+                     r["consistency"]["sentences"])
 
 
 def main(argv: list[str] | None = None) -> None:
