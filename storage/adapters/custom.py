@@ -10,7 +10,8 @@ One JSON object per line:
                     "answer_type": "other"}]}                # optional: yes/no | number | other
 A line that is not valid JSON, not an object, lacks "image", repeats an id, or has
 mistyped fields becomes a reject (`lines:<n>`); a question with an unknown answer type is
-rejected on its own. With val_fraction > 0, that share of the train images (seeded) moves to val.
+rejected on its own. The image path is untrusted: prepare rejects it unless it resolves inside
+the root (storage.containment). With val_fraction > 0, that share of the train images (seeded) moves to val.
 """
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from typing import Any
 
 from storage.adapters.base import DatasetError, Prepared
 from storage.adapters.official import carve_val, infer_answer_type
+from storage.containment import real_roots
 from storage.tables import ANSWER_TYPES
 
 
@@ -59,7 +61,7 @@ def build(root: str | None, annotations: str | None, *, val_fraction: float, see
     if not ann_p.is_file():
         raise DatasetError(f"custom annotations file not found: {ann_p}")
 
-    prep = Prepared()
+    prep = Prepared(image_roots=real_roots(root_p))
     seen: set[str] = set()
     n_lines = 0
     with open(ann_p, "rb") as fh:

@@ -25,7 +25,8 @@ def test_tables_written_before_subset_existed_still_read(tmp_path):
                     "height": pa.array([3], pa.int32()), "split": ["train"]})
     pq.write_table(old, tmp_path / "images.parquet")
     assert read_table(tmp_path / "images.parquet", "images").to_pylist() == [
-        {"image_id": "i", "path": "p.png", "width": 4, "height": 3, "split": "train", "subset": None}]
+        {"image_id": "i", "path": "p.png", "width": 4, "height": 3, "split": "train", "sha256": None,
+         "subset": None}]
 
 
 def test_atomic_write_leaves_target_on_failure(tmp_path):
