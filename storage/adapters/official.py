@@ -8,7 +8,9 @@
 - `stream_json` / `stream_json_pairs`: stream the records of a large JSON document with ijson
   (one record in memory at a time). Bytes that are not UTF-8 are replaced by U+FFFD on the way
   in, so the record holding them is rejected on its own ("not UTF-8 text") instead of failing
-  the whole file; a file that is not JSON is a DatasetError naming it and the parser's message.
+  the whole file; a file that is not JSON, or nests deeper than MAX_DEPTH levels (the releases
+  nest a few), is a DatasetError naming it (storage.adapters.nesting: ijson's memory grows with
+  the square of the depth).
 - `read_lines`: lines of a text file (JSONL, COCO-QA txt); a non-UTF-8 line becomes None.
   A UTF-8 byte order mark at the start of a file is dropped by both readers.
 - `load_json_line`: one JSON-lines record; a repeated key or nesting too deep is a ValueError.
@@ -31,11 +33,13 @@ import ijson
 import numpy as np
 
 from storage.adapters.base import DatasetError, Prepared, Row
+from storage.adapters.nesting import DepthGuard, TooDeep
 from storage.containment import real_roots
 
 YES_NO = {"yes", "no"}
 NOT_UTF8 = "not UTF-8 text"
 READ_SIZE = 1 << 20
+MAX_DEPTH = 64
 BOM = b"\xef\xbb\xbf"
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 
@@ -77,11 +81,12 @@ def image_folder(value: str | None, dataset: str, url: str, what: str, *, holds:
 
 
 class _Utf8Repair:
-    """A binary reader that passes UTF-8 through and replaces invalid bytes by U+FFFD."""
+    """A binary reader that passes UTF-8 through, replaces invalid bytes by U+FFFD and refuses deep nesting."""
 
     def __init__(self, raw: BinaryIO) -> None:
         self.raw = raw
         self.decoder = codecs.getincrementaldecoder("utf-8-sig")(errors="replace")   # -sig: drops a BOM
+        self.guard = DepthGuard(MAX_DEPTH)
 
     def read(self, n: int = -1) -> bytes:
         if n == 0:  # ijson probes with read(0) whether the stream gives bytes
@@ -89,6 +94,7 @@ class _Utf8Repair:
         while True:  # an empty result means end of file, so never return one before it
             chunk = self.raw.read(n if n > 0 else READ_SIZE)
             out = self.decoder.decode(chunk, final=not chunk).encode("utf-8")
+            self.guard.feed(out)
             if out or not chunk:
                 return out
 
@@ -100,6 +106,8 @@ def _stream(path: Path, parse: Any, prefix: str) -> Iterator[Any]:
         except ijson.JSONError as e:
             msg = e.args[0].decode("utf-8", "replace") if e.args and isinstance(e.args[0], bytes) else str(e)
             raise DatasetError(f"{path}: not valid JSON: {' '.join(msg.split())}") from None
+        except TooDeep as e:
+            raise DatasetError(f"{path}: not a release file: JSON {e}") from None
 
 
 def stream_json(path: Path, prefix: str) -> Iterator[Any]:
