@@ -22,7 +22,8 @@ def _custom(tmp_path, bad_images):
         '["not", "an", "object"]',
         '{"id": "noimage"}',                                        # missing image
         '{"image": "ok.jpg", "id": "typo", "captions": "one string"}',
-        '{"image": "ok.jpg", "id": "weird", "questions": [{"question": "q", "answers": ["a"], "answer_type": "color"}]}',
+        '{"image": "ok.jpg", "id": "weird", '
+        '"questions": [{"question": "q", "answers": ["a"], "answer_type": "color"}]}',
         '{"image": "ok.jpg", "id": "badsplit", "split": "dev", "captions": ["x"]}',
         '{"image": "ok.jpg", "id": "emptycap", "captions": ["  "]}',
     ]

@@ -82,7 +82,8 @@ def test_a_record_that_breaks_the_adapter_is_one_reject(workspace, tmp_path):
     assert [r["caption_id"] for r in t["captions"]] == ["2"]
     qa = tmp_path / "cocoqa" / "train"
     qa.mkdir(parents=True)
-    for name, text in (("questions", "what\nwhat\n"), ("answers", "a\nb\n"), ("img_ids", "²\n1\n"), ("types", "0\n0\n")):
+    files = {"questions": "what\nwhat\n", "answers": "a\nb\n", "img_ids": "²\n1\n", "types": "0\n0\n"}
+    for name, text in files.items():
         (qa / f"{name}.txt").write_text(text)
     image(tmp_path / "coco" / "train2014" / "COCO_train2014_000000000001.jpg")
     counts, t, why = run(workspace, "cocoqa", {"annotations": str(tmp_path / "cocoqa"), "splits": ["train"],
