@@ -1,5 +1,6 @@
 """The custom JSONL format line by line: no single line can stop prepare, and nothing is lost silently."""
 import json
+from pathlib import Path
 
 import pytest
 
@@ -9,7 +10,7 @@ from storage.adapters.base import DatasetError
 from tests.storage.official_layout import image, run
 
 
-def _section(tmp_path, text: bytes | str, names=("a.png",)):
+def _section(tmp_path: Path, text: bytes | str, names: tuple[str, ...] = ("a.png",)) -> dict[str, str]:
     root = tmp_path / "root"
     for k, name in enumerate(names):
         image(root / name, seed=k)
@@ -18,7 +19,7 @@ def _section(tmp_path, text: bytes | str, names=("a.png",)):
     return {"root": str(root), "annotations": str(ann)}
 
 
-def _lines(*objs) -> str:
+def _lines(*objs: object) -> str:
     return "\n".join(o if isinstance(o, str) else json.dumps(o) for o in objs) + "\n"
 
 

@@ -29,7 +29,7 @@ FILES = ("a.png", "b.jpg", "sub/c.png")
 HAZARDS = ("../outside/x.png", "link-out.png", "link-text.png", "folder.png", "pipe.png", "x" * 300 + ".png",
            "missing.png", "sub/../a.png", "./a.png", "a\ud800.png", "a\udc80.png", "nul\x00.png", "", " ", "/")
 ABSOLUTE = "<absolute path of ../outside/x.png>"
-EXAMPLES = 200               # the budget: about half a minute of CI time
+EXAMPLES = 200               # sized for the CI budget of 30 to 60 s
 SECONDS_PER_EXAMPLE = 60      # a blocking open (a FIFO) would hang the run: fail it instead
 
 

@@ -1,6 +1,7 @@
 """The nesting guard ahead of ijson: exact depths read by read (strings, escapes), and a clear error when deep."""
 import json
 import random
+from typing import Any
 
 import pytest
 
@@ -26,7 +27,7 @@ def _reference_depth(text: str) -> int:
     return deepest
 
 
-def _value(rng: random.Random, depth: int = 0):
+def _value(rng: random.Random, depth: int = 0) -> Any:
     if depth > 6 or rng.random() < 0.3:   # text full of quotes, backslash runs and brackets
         return rng.choice(['a"b', "x\\", '\\\\"', "[[{", "]", 1, None, '\\"[', '"\\', "\\" * rng.randint(0, 5) + '"['])
     if rng.random() < 0.5:

@@ -1,5 +1,7 @@
 """Official files in circulation: older field spellings, the `images` level, and records that used to crash."""
 import logging
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -20,7 +22,7 @@ def test_snli_ve_original_generator_spelling(workspace, tmp_path):
     assert not why
 
 
-def _vg(tmp_path, image_data, coco_split="test"):
+def _vg(tmp_path: Path, image_data: list[dict[str, Any]], coco_split: str = "test") -> dict[str, Any]:
     ann, imgs = tmp_path / "vg", tmp_path / "vg-images"
     write_json(ann / "region_descriptions.json", [
         {"id": i, "regions": [{"region_id": 10 * i, "image_id": i, "phrase": f"thing {i}"}]} for i in (1, 2)])

@@ -1,6 +1,8 @@
 """Image paths from annotation files are untrusted: each resolves inside its root (symlinks followed) or is a
 reject naming the root; non-regular files and unusable names are rejects, never a hang or a traceback."""
 import os
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -8,7 +10,7 @@ from storage.images import ImageError, open_image
 from tests.storage.official_layout import image, run, write_json, write_jsonl
 
 
-def _custom(tmp_path, lines):
+def _custom(tmp_path: Path, lines: list[Any]) -> dict[str, str]:
     root = tmp_path / "root"
     image(root / "ok.png")
     return {"root": str(root), "annotations": str(write_jsonl(tmp_path / "ann.jsonl", lines))}
