@@ -17,6 +17,7 @@ from storage import validate
 from storage.adapters import cocoqa, custom, easy_vqa, gqa, karpathy, nlvr2, scenes, snli_ve, vg, vqacp_v2, vqav2
 from storage.adapters.base import Prepared
 from storage.atomic import atomic_dir, clean_temporaries, write_json
+from storage.containment import real_roots
 from storage.tables import TABLES, table_path, write_table
 
 log = logging.getLogger("stages.prepare")
@@ -68,7 +69,8 @@ def run(dataset: str) -> dict[str, dict[str, int]]:
         for r in prep.rejects.rows:
             r["source"] = prep.rejects.source
         _relative_paths(prep.images, out)
-        images = validate.check_images(prep.images, out, cfg.min_side, prep.rejects, progress_enabled())
+        roots = prep.image_roots or real_roots(out)   # generated images live in the output folder
+        images = validate.check_images(prep.images, out, roots, cfg.min_side, prep.rejects, progress_enabled())
         tables = validate.check_rows(prep, {r["image_id"] for r in images})
         tables["images"] = images
         accepted = {name: write_table(table_path(out, name), name, tables.get(name, []))
@@ -77,12 +79,14 @@ def run(dataset: str) -> dict[str, dict[str, int]]:
         prep.rejects.write(table_path(out, "rejects"))
         write_json(out / "counts.json", counts)
     for name, c in counts.items():
-        log.info("%s %-8s given %6d  accepted %6d  rejected %5d", dataset, name, c["given"], c["accepted"], c["rejected"])
+        log.info("%s %-8s given %6d  accepted %6d  rejected %5d", dataset, name, c["given"], c["accepted"],
+                 c["rejected"])
     if len(prep.rejects):
         log.warning("%s: %d rejects (%s); see %s", dataset, len(prep.rejects), prep.rejects.summary(),
                     table_path(final, "rejects"))
     if not images:
-        raise StageError(f"{dataset}: no usable images (all {len(prep.images)} rejected); see {table_path(final, 'rejects')}")
+        raise StageError(f"{dataset}: no usable images (all {len(prep.images)} rejected); "
+                         f"see {table_path(final, 'rejects')}")
     return counts
 
 
