@@ -90,7 +90,7 @@ class GSHN(nn.Module):
         self.transformer = SingleStreamTransformer(transformer)
         d = transformer.d
         self.itc = obj.ContrastiveHead(d)
-        self.itm = obj.ITMHead(d)
+        self.itm = obj.ITMHead(d + self.itc.dim)
         self.mlm = obj.MLMHead(d, self.transformer.word_embeddings.weight)
         spiking = bool(self.visual.spiking_branches())
         self.stl = obj.STLHead(d, visual.K, visual.M) if spiking else None
@@ -131,10 +131,15 @@ class GSHN(nn.Module):
         return text_embedding(self.transformer, text_ids, text_mask)
 
     def itm_logits(self, text_ids: Tensor, text_mask: Tensor, tokens: Tensor, node_mask: Tensor) -> Tensor:
-        """Match / no-match logits from the masked mean of the joint pass (text and visual positions);
-        like the unimodal embeddings, a mean reads the input from the first step where [CLS] does not."""
+        """Match / no-match logits from the masked mean of the joint pass (text and visual positions) beside
+        the product of the pair's ITC embeddings. A from-scratch [CLS] starts nearly the same for every
+        input and the joint pass learns cross-modal attention slowly; the product carries what ITC has
+        aligned from the first steps, as the downstream product head does."""
         seq = self.transformer(text_ids, text_mask, tokens, node_mask)
-        return self.itm(masked_mean(seq, torch.cat([text_mask.bool(), node_mask.bool()], 1)))
+        joint = masked_mean(seq, torch.cat([text_mask.bool(), node_mask.bool()], 1))
+        img, txt = self.itc.embed(*self.unimodal(tokens, node_mask, text_ids, text_mask))
+        # x dim: unit-norm embeddings have entries ~ 1/sqrt(dim), so each product entry becomes O(1)
+        return self.itm(torch.cat([joint, img * txt * self.itc.dim], -1))
 
     # ---- pretraining step ----
     def forward(self, batch: PretrainBatch) -> dict[str, Tensor]:

@@ -83,6 +83,7 @@ class ContrastiveHead(nn.Module):
 
     def __init__(self, d: int, dim: int = 256, temp: float = 0.07) -> None:
         super().__init__()
+        self.dim = dim
         self.img_proj = nn.Linear(d, dim)
         self.txt_proj = nn.Linear(d, dim)
         self.temperature = Temperature(temp)
@@ -127,14 +128,14 @@ def sample_hard_negatives(sim_i2t: Tensor, generator: torch.Generator | None = N
 
 
 class ITMHead(nn.Module):
-    """ITM: match / no-match logits (N, 2) from the multimodal [CLS] (N, d); class 1 = match."""
+    """ITM: match / no-match logits (N, 2) from a multimodal feature (N, d_in); class 1 = match."""
 
-    def __init__(self, d: int) -> None:
+    def __init__(self, d_in: int) -> None:
         super().__init__()
-        self.fc = nn.Linear(d, 2)
+        self.fc = nn.Linear(d_in, 2)
 
-    def forward(self, cls: Tensor) -> Tensor:
-        return self.fc(cls)
+    def forward(self, feature: Tensor) -> Tensor:
+        return self.fc(feature)
 
 
 def itm_loss(logits: Tensor, labels: Tensor) -> Tensor:
