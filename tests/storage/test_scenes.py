@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from storage import maskcodec
-from storage.adapters import scene_render, scenes
+from storage.adapters import scene_render, scene_text, scenes
 from storage.tables import KEYS, to_table
 
 SPLITS = {"train": 30, "val": 8, "test": 12}
@@ -121,19 +121,45 @@ def test_task_coverage_and_balance(data):
         assert len(set(texts)) > 1
 
 
-def test_count_captions_match_ground_truth(data):
+def _things(out: Path, image_id: str) -> list[dict]:
+    """Ground-truth things: shape, colour, size and the centroid (cx, cy) of their visible pixels."""
+    ids, segments = _gt(out, image_id)
+    yy, xx = np.indices(ids.shape)
+    return [{"shape": s["category"], "color": s["color"], "size": s["size"],
+             "cx": float(xx[ids == s["id"]].mean()), "cy": float(yy[ids == s["id"]].mean())}
+            for s in segments if s["isthing"]]
+
+
+def _cell(thing: dict, bins: int, n: int) -> tuple[int, int]:
+    return min(bins - 1, int(thing["cy"] * bins / n)), min(bins - 1, int(thing["cx"] * bins / n))
+
+
+PLACES = ({phrase: (cell, 3) for cell, phrase in scene_text.GRID3.items()}
+          | {f"{r} {c}": ((i, j), 5) for i, r in enumerate(scene_text.GRID5_ROWS)
+             for j, c in enumerate(scene_text.GRID5_COLS)} | {"in the very centre": ((2, 2), 5)})
+_DESC = r"(a|an|one|two|three|four|five) (small|large) (\w+) (\w+)"
+
+
+def test_captions_match_ground_truth(data):
+    """Counts, described things and their places agree with the ground-truth segments."""
     out, prep = data
-    checked = 0
+    checked = Counter()
     for r in prep.captions:
-        counts = _shape_counts(out, r["image_id"])
-        if m := re.fullmatch(r"There (?:is|are) (\w+) (\w+) in the picture\.", r["text"]):
-            shape = PLURALS.get(m[2], m[2])
-            assert NUMBERS[m[1]] == counts[shape], (r, counts)
-            checked += 1
-        elif m := re.match(r"A scene with (\w+) objects? ", r["text"]):
-            assert NUMBERS[m[1]] == sum(counts.values()), (r, counts)
-            checked += 1
-    assert checked >= 10
+        things = _things(out, r["image_id"])
+        if m := re.match(r"(\w+) (?:shape|object)s? [^:]*: ", r["text"]):
+            assert NUMBERS[m[1].lower()] == len(things), (r, things)
+            checked["count"] += 1
+        for m in re.finditer(rf"\b{_DESC}\b", r["text"].lower()):
+            n = 1 if m[1] in ("a", "an") else NUMBERS[m[1]]
+            desc = (m[2], m[3], PLURALS.get(m[4], m[4]))
+            assert sum((t["size"], t["color"], t["shape"]) == desc for t in things) >= n, (r, things)
+            checked["thing"] += 1
+        for m in re.finditer(rf"\b{_DESC} ({'|'.join(PLACES)})\b", r["text"].lower()):
+            cell, bins = PLACES[m[5]]
+            assert any((t["size"], t["color"], t["shape"]) == m.group(2, 3, 4) and _cell(t, bins, 64) == cell
+                       for t in things), (r, things)
+            checked[f"place {bins}"] += 1
+    assert checked["count"] >= 10 and checked["thing"] >= 100 and checked["place 3"] >= 5 and checked["place 5"] >= 5
 
 
 def test_count_answers_match_ground_truth(data):
