@@ -174,7 +174,99 @@ def test_count_answers_match_ground_truth(data):
             assert r["answer_type"] == "number"
             assert _majority(r["answers"]) == str(counts[PLURALS[m[1]]]), (r, counts)
             checked += 1
-    assert checked >= 10
+        elif m := re.fullmatch(r"how many (\w+) objects are there\?", r["question"]):
+            colors = Counter(t["color"] for t in _things(out, r["image_id"]))
+            assert _majority(r["answers"]) == str(colors[m[1]]), (r, colors)
+            checked += 1
+    assert checked >= 20
+
+
+def _attr(word: str) -> str:
+    return "shape" if word in SHAPES else "size" if word in scene_render.SIZES else "color"
+
+
+def _relation_label(things: list[dict], ref: str, a: str, rel: str, b: str, n: int) -> str | None:
+    """Label of 'the <a> is <rel> the <b>' read for every pair of things named a and b (None: borderline only)."""
+    def offset(x: dict, r: str, y: dict) -> float:
+        d = {"left of": y["cx"] - x["cx"], "right of": x["cx"] - y["cx"], "above": y["cy"] - x["cy"],
+             "below": x["cy"] - y["cy"]}[r]
+        return d / (scene_render.RELATION_MARGIN * n)
+    pairs = [(x, y) for x in things if x[ref] == a for y in things if y[ref] == b]
+    true = sum(offset(x, rel, y) > 1 for x, y in pairs)
+    false = sum(offset(x, scene_text.OPPOSITE[rel], y) > 1 for x, y in pairs)
+    if true and false:
+        return "neutral"
+    return "entailment" if true == len(pairs) else "contradiction" if false == len(pairs) else None
+
+
+def _ve_label(things: list[dict], stuff: set[str], text: str, n: int) -> str | None:
+    """The label a VE hypothesis has on the ground truth, or None for a form this test does not read."""
+    if m := re.fullmatch(r"The (\w+)(?: object)? is (left of|right of|above|below) the (\w+)(?: object)?\.", text):
+        return _relation_label(things, _attr(m[1]), m[1], m[2], m[3], n)
+    if m := re.fullmatch(r"The (\w+)(?: object)? is (?:a )?(\w+)\.", text):
+        said = {t[_attr(m[2])] for t in things if t[_attr(m[1])] == m[1]}
+        return "contradiction" if m[2] not in said else "entailment" if len(said) == 1 else "neutral"
+    if m := re.fullmatch(r"There is an? (\w+) (\w+) (\w+)\.", text):
+        present = any((t["size"], t["color"], t["shape"]) == m.group(1, 2, 3) for t in things)
+        return "entailment" if present else "contradiction"
+    if m := re.fullmatch(r"The picture shows (?:the |a )?(\w+)\.", text):
+        return "entailment" if m[1] in stuff else "contradiction"
+    if m := re.fullmatch(r"There are more (\w+) than (\w+)\.", text):
+        more = sum(t["shape"] == PLURALS[m[1]] for t in things) > sum(t["shape"] == PLURALS[m[2]] for t in things)
+        return "entailment" if more else "contradiction"
+    return None
+
+
+def test_ve_labels_match_ground_truth(data):
+    """Every hypothesis form's label, neutral included, recomputed from the ground-truth segments."""
+    out, prep = data
+    checked = Counter()
+    for r in prep.ve:
+        stuff = {s["category"] for s in _gt(out, r["image_id"])[1] if not s["isthing"]}
+        label = _ve_label(_things(out, r["image_id"]), stuff, r["hypothesis"], 64)
+        assert label == r["label"], r
+        checked[label] += 1
+    assert sum(checked.values()) == len(prep.ve) and min(checked[k] for k in scene_text.LABELS) >= 5, checked
+
+
+def test_nlvr2_labels_match_ground_truth(data):
+    out, prep = data
+    checked = 0
+    for r in prep.nlvr2:
+        left, right = (_things(out, r[k]) for k in ("left_image_id", "right_image_id"))
+        if m := re.fullmatch(r"Both images contain an? (\w+) object\.", r["sentence"]):
+            truth = all(any(t["color"] == m[1] for t in side) for side in (left, right))
+        elif m := re.fullmatch(r"Neither image contains an? (\w+)\.", r["sentence"]):
+            truth = not any(t["shape"] == m[1] for t in left + right)
+        elif m := re.fullmatch(r"The left image has an? (\w+) (\w+) but the right image does not\.", r["sentence"]):
+            truth = [any((t["color"], t["shape"]) == m.group(1, 2) for t in side) for side in (left, right)] == [1, 0]
+        elif r["sentence"] == "The right image contains more objects than the left image.":
+            truth = len(right) > len(left)
+        else:
+            continue
+        assert truth == r["label"], r
+        checked += 1
+    assert checked >= 50
+
+
+def test_pair_statement_balances_a_rarely_true_statement(monkeypatch):
+    """'The left image has a red circle but the right image does not' is seldom true of a random pair; drawing
+    pairs until the truth matches a coin makes it true half of the time, and the truth is that of the pair."""
+    scene_list = [scene_render.make_scene(np.random.default_rng([5, i]), 48, 5)[3] for i in range(60)]
+    monkeypatch.setattr(scene_text, "PAIR_STATEMENTS", (scene_text._nl_only_left,))
+    random_pairs = 0
+    for k in range(300):
+        rng = np.random.default_rng([6, k])
+        _, true_of = scene_text._nl_only_left(rng)
+        i, j = rng.choice(len(scene_list), 2, replace=False)
+        random_pairs += true_of(scene_list[i], scene_list[j])
+    assert random_pairs / 300 < 0.25
+    rows = [scene_text.pair_statement(scene_list, np.random.default_rng([5, k])) for k in range(300)]
+    assert 0.4 <= sum(truth for *_, truth in rows) / 300 <= 0.6
+    for i, j, sentence, truth in rows:
+        m = re.fullmatch(r"The left image has an? (\w+) (\w+) but the right image does not\.", sentence)
+        left, right = (scene_list[k].count(color=m[1], shape=m[2]) for k in (i, j))
+        assert truth == (left > 0 and right == 0)
 
 
 def test_color_answers_match_pixels(data):
