@@ -6,9 +6,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from stages.common import params
 from storage import maskcodec
 from storage.adapters import scene_render, scene_text, scenes
 from storage.tables import KEYS, to_table
+from tests.storage import scene_audit as audit
 
 SPLITS = {"train": 30, "val": 8, "test": 12}
 SHAPES = {"circle", "square", "triangle", "star", "diamond", "cross"}
@@ -316,3 +318,103 @@ def test_bad_arguments(tmp_path, kwargs, message):
     with pytest.raises(ValueError, match=message):
         scenes.generate(tmp_path, **args)
     assert not (tmp_path / "images").exists()
+
+
+# ---- the default run (params.yaml prepare.scenes): caption sharing and text priors ----------
+MIN_ROWS = 100  # templates with fewer rows (train + test) are too noisy for a share check on their own
+TASKS = {  # table, text column, label of a row, which rows
+    "yes/no": ("vqa", "question", lambda r: _majority(r["answers"]), lambda r: r["answer_type"] == "yes/no"),
+    "number": ("vqa", "question", lambda r: _majority(r["answers"]), lambda r: r["answer_type"] == "number"),
+    "ve": ("ve", "hypothesis", lambda r: r["label"], lambda r: True),
+    "nlvr2": ("nlvr2", "sentence", lambda r: r["label"], lambda r: True),
+}
+
+
+@pytest.fixture(scope="module")
+def default_run(tmp_path_factory) -> dict[str, list[dict]]:
+    """Tables of the default run's train and test splits (a split's rows do not depend on the other splits)."""
+    s = params.load("prepare").scenes
+    prep = scenes.generate(tmp_path_factory.mktemp("default"), seed=s.seed, image_size=s.image_size,
+                           splits={k: s.splits[k] for k in ("train", "test")}, captions_per_image=s.captions_per_image,
+                           questions_per_image=s.questions_per_image, ve_per_image=s.ve_per_image,
+                           nlvr2_per_image=s.nlvr2_per_image, max_things=s.max_things, progress=False)
+    return prep.tables()
+
+
+def _task(tables: dict, task: str, split: str | None = None) -> tuple[list[str], list]:
+    """(texts, labels) of a task's rows, of one split or all."""
+    table, text, label, keep = TASKS[task]
+    rows = [r for r in tables[table] if keep(r) and split in (None, r["split"])]
+    return [r[text] for r in rows], [label(r) for r in rows]
+
+
+def _shares(tables: dict, task: str) -> dict[str, dict]:
+    """Label shares of every template with at least MIN_ROWS rows, and of all smaller templates pooled."""
+    out, pooled = {}, Counter()
+    for t, counts in audit.label_shares(*_task(tables, task)).items():
+        if sum(counts.values()) >= MIN_ROWS:
+            out[t] = counts
+        else:
+            pooled += counts
+    if sum(pooled.values()) >= MIN_ROWS:
+        out["(smaller templates)"] = pooled
+    return {t: {y: n / sum(c.values()) for y, n in c.items()} for t, c in out.items()}
+
+
+def test_no_caption_shared_by_two_test_images(default_run):
+    test = [r for r in default_run["captions"] if r["split"] == "test"]
+    train = [r for r in default_run["captions"] if r["split"] == "train"]
+    assert len({r["image_id"] for r in test}) == 1000 and len(test) == 5000
+    assert audit.shared_share(test) == 0
+    assert audit.shared_share(train) < 0.01
+
+
+def test_captions_fit_the_text_length(default_run):
+    """Under max_text_len 40 with room to spare, counted by the model's own tokenizer ([CLS] and [SEP] included)."""
+    from models.text import build_tokenizer
+
+    tokenizer = build_tokenizer()
+    lengths = [len(ids) for ids in tokenizer([r["text"] for r in default_run["captions"]])["input_ids"]]
+    assert max(lengths) <= 38
+
+
+@pytest.mark.parametrize("task, label", [("yes/no", "yes"), ("nlvr2", True)])
+def test_two_way_tasks_balanced_per_template(default_run, task, label):
+    shares = _shares(default_run, task)
+    assert len(shares) >= 4
+    for template, share in shares.items():
+        assert 0.4 <= share.get(label, 0.0) <= 0.6, (template, share)
+
+
+def test_ve_labels_balanced_per_template(default_run):
+    shares = _shares(default_run, "ve")
+    three_way = {t: s for t, s in shares.items() if "neutral" in s}
+    for template, share in shares.items():
+        if template in three_way:
+            assert all(0.27 <= share[y] <= 0.4 for y in scene_text.LABELS), (template, share)
+        else:
+            assert 0.4 <= share["entailment"] <= 0.6, (template, share)
+    for y in scene_text.LABELS:
+        assert sum(y in share for share in shares.values()) >= 2, y
+    assert len(three_way) >= 4
+
+
+def test_count_answers_not_dominated_by_one_value(default_run):
+    for template, share in _shares(default_run, "number").items():
+        assert max(share.values()) <= 0.4, (template, share)
+
+
+@pytest.mark.parametrize("task", ["yes/no", "ve", "nlvr2"])
+def test_text_alone_does_not_beat_the_prior(default_run, task):
+    """A blind model that predicts the most common train label of the text's template (or of the exact text)
+    scores on test no better than the overall most common label, give or take noise."""
+    train, test = _task(default_run, task, "train"), _task(default_run, task, "test")
+    prior = audit.prior(train[1], test[1])
+    assert audit.majority_blind(train, test) <= prior + 0.05
+    assert audit.majority_blind(train, test, key=audit.normalise) <= prior + 0.05
+
+
+def test_template_masks_slot_words():
+    assert audit.template("Is the red  circle left of the large star?") == "is the COLOR SHAPE REL the SIZE SHAPE?"
+    assert audit.template("There are exactly two crosses in an orange sky.") == (
+        "there are exactly NUM SHAPE in a COLOR STUFF.")
