@@ -19,6 +19,7 @@ from typing import TypeVar
 import numpy as np
 
 from storage.adapters.scene_render import COLORS, RELATIONS, SHAPES, SIZES, STUFF, Scene, Thing
+from storage.tables import VE_LABELS
 
 BACKGROUND = ("sky", "wall")
 STUFF_PHRASES = {
@@ -36,7 +37,6 @@ GRID3 = {(0, 0): "in the top left corner", (0, 1): "at the top", (0, 2): "in the
 GRID5_ROWS = ("near the top", "high up", "halfway down", "low down", "near the bottom")
 GRID5_COLS = ("at the far left", "left of centre", "in the middle", "right of centre", "at the far right")
 VALUES: dict[str, Sequence[str]] = {"color": tuple(COLORS), "shape": SHAPES, "size": SIZES}
-LABELS = ("entailment", "neutral", "contradiction")
 ALL_THINGS = tuple(map(" ".join, itertools.product(SIZES, COLORS, SHAPES)))  # every 'large red circle'
 
 MAX_CAPTION_TOKENS = 36  # max_text_len 40 less [CLS], [SEP] and a margin of two
@@ -392,12 +392,12 @@ def hypotheses(scene: Scene, rng: np.random.Generator, k: int) -> list[tuple[str
     The template comes from those that can make all three labels about this scene, drawn without
     looking at the label, so each template is a third each; a scene no such template fits (one or two
     things, nothing ambiguous) gets two-way templates, and its neutral slots turn into a coin flip."""
-    labels = rng.permutation(LABELS).tolist()
-    three = [s for s in (t(scene) for t in THREE_WAY) if all(s.get(label) for label in LABELS)]
-    two = [t(scene) for t in TWO_WAY]
+    labels = rng.permutation(VE_LABELS).tolist()
+    three = [s for s in (t(scene) for t in THREE_WAY) if all(s.get(label) for label in VE_LABELS)]
+    two = [] if three else [t(scene) for t in TWO_WAY]
     out = []
     for j in range(k):
-        label = labels[j % len(LABELS)]
+        label = labels[j % len(VE_LABELS)]
         if not three and label == "neutral":
             label = _choice(rng, ("entailment", "contradiction"))
         statements = _choice(rng, three or [s for s in two if s.get(label)])

@@ -9,7 +9,7 @@ from PIL import Image
 from stages.common import params
 from storage import maskcodec
 from storage.adapters import scene_render, scene_text, scenes
-from storage.tables import KEYS, to_table
+from storage.tables import KEYS, VE_LABELS, to_table
 from tests.storage import scene_audit as audit
 
 SPLITS = {"train": 30, "val": 8, "test": 12}
@@ -228,7 +228,7 @@ def test_ve_labels_match_ground_truth(data):
         label = _ve_label(_things(out, r["image_id"]), stuff, r["hypothesis"], 64)
         assert label == r["label"], r
         checked[label] += 1
-    assert sum(checked.values()) == len(prep.ve) and min(checked[k] for k in scene_text.LABELS) >= 5, checked
+    assert sum(checked.values()) == len(prep.ve) and min(checked[k] for k in VE_LABELS) >= 5, checked
 
 
 def test_nlvr2_labels_match_ground_truth(data):
@@ -391,10 +391,10 @@ def test_ve_labels_balanced_per_template(default_run):
     three_way = {t: s for t, s in shares.items() if "neutral" in s}
     for template, share in shares.items():
         if template in three_way:
-            assert all(0.27 <= share[y] <= 0.4 for y in scene_text.LABELS), (template, share)
+            assert all(0.27 <= share[y] <= 0.4 for y in VE_LABELS), (template, share)
         else:
             assert 0.4 <= share["entailment"] <= 0.6, (template, share)
-    for y in scene_text.LABELS:
+    for y in VE_LABELS:
         assert sum(y in share for share in shares.values()) >= 2, y
     assert len(three_way) >= 4
 
