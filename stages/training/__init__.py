@@ -1,1 +1,1 @@
-"""The training loop with exact resume, checkpoints, distributed setup and lr schedules."""
+"""The training loop (`trainer.fit`) with exact resume, checkpoints, distributed setup and lr schedules."""

@@ -25,18 +25,9 @@ sums, a run killed at any point and resumed ends with bit-identical weights, met
 
 Files under out_dir (written by rank 0 only)
 - model.pt: final weights-only state dict (CPU tensors; `load_weights`).
-- checkpoint/: the latest full state, swapped in as a whole folder (`atomic_dir`), so a kill during a
-  checkpoint write leaves the previous one intact: model.pt, optim-<group>.pt, sched-<group>.pt,
-  rng.pt (all loadable with `torch.load(weights_only=True)`), and state.json (fingerprint, run
-  signature, step, epoch, position, metric sums, elapsed time, ...). Written at the end of every
-  epoch and, if `checkpoint_every_steps` is set, every that many steps.
-- metrics.json: per-key means over the last epoch, steps, epochs, samples, wall_time_s,
-  samples_per_s, world_size (`dvc metrics show`).
-- plots/losses.tsv: step (optimizer steps done), epoch (fractional, completed epochs), lr/<group>
-  for each trainable group (the lr used by that step), then each logged key averaged over the steps
-  since the previous row; a row every `log_every` steps and at the end of each epoch
-  (`dvc plots show`). Rows are appended as training goes (the one non-atomic write); on resume
-  every row after the checkpoint's step, and a torn last line, are dropped by an atomic rewrite.
+- checkpoint/: the latest full state (`checkpoint.py`), written at the end of every epoch and, if
+  `checkpoint_every_steps` is set, every that many steps.
+- metrics.json and plots/losses.tsv (`metrics_log.py`).
 
 Resume: if out_dir/checkpoint exists and both its fingerprint (the caller's string, e.g. a hash of
 params and inputs) and the run signature (config, groups, plan lengths, world size) match, training
@@ -54,95 +45,40 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import logging
 import math
 import os
 import random
-import re
 import shutil
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
-import torch.distributed as dist
 from torch import Tensor, nn
-from torch.nn.parallel import DistributedDataParallel
 from torch.optim.lr_scheduler import LambdaLR
 from tqdm import tqdm
 
+from stages.common.device import DeviceError, resolve_device
 from stages.common.weights import CheckpointError, load_weights
-from storage.atomic import TMP_PREFIX, atomic_dir, atomic_path, clean_temporaries, write_json
+from stages.training.checkpoint import CHECKPOINT, Checkpointer, cpu_state, run_signature
+from stages.training.config import TrainConfig, TrainError
+from stages.training.distributed import Dist
+from stages.training.groups import OptimGroup, check_groups, make_optimizer, set_requires_grad, trainable_groups
+from stages.training.metrics_log import LOSSES, METRICS, LossesTsv, check_output, run_metrics, step_values, trim_losses
+from stages.training.schedule import lr_factor, make_schedulers
+from stages.training.state import TrainState, means
+from storage.atomic import atomic_path, clean_temporaries, write_json
 
 log = logging.getLogger(__name__)
 
-CHECKPOINT = "checkpoint"
 WEIGHTS = "model.pt"
-METRICS = "metrics.json"
-LOSSES = Path("plots") / "losses.tsv"
-RESERVED = ("steps", "epochs", "samples", "wall_time_s", "samples_per_s", "world_size")
-_NAME = re.compile(r"^[A-Za-z0-9_-]+$")
 
 
-class TrainError(RuntimeError):
-    """Training cannot run: inconsistent groups, config or model outputs, or a non-finite loss."""
-
-
-
-@dataclass
-class OptimGroup:
-    """Parameters trained together by one optimizer with one lr schedule (or frozen)."""
-
-    name: str
-    params: list[nn.Parameter]
-    optimizer: Literal["adamw", "sgd"] = "adamw"
-    lr: float = 1e-4
-    weight_decay: float = 1e-2
-    momentum: float = 0.9          # sgd only
-    frozen: bool = False
-
-    def describe(self) -> dict[str, Any]:
-        return {"name": self.name, "optimizer": self.optimizer, "lr": self.lr, "weight_decay": self.weight_decay,
-                "momentum": self.momentum, "frozen": self.frozen, "tensors": len(self.params),
-                "numel": sum(p.numel() for p in self.params)}
-
-
-@dataclass
-class TrainConfig:
-    epochs: int = 1
-    warmup_ratio: float = 0.1
-    min_lr_ratio: float = 0.01
-    decay: Literal["cosine", "linear"] = "cosine"
-    grad_clip: float | None = None            # max global grad norm over all trainable params; None = off
-    seed: int = 0
-    device: Literal["auto", "cpu", "cuda"] = "auto"
-    bf16: bool = True                         # bf16 autocast of the forward pass, on CUDA only
-    checkpoint_every_steps: int | None = None  # besides the checkpoint at the end of every epoch
-    log_every: int = 10
-    find_unused_parameters: bool = False      # DDP: set when some trainable params get no gradient
-
-    def __post_init__(self) -> None:
-        if self.epochs < 1:
-            raise TrainError(f"epochs must be >= 1, got {self.epochs}")
-        if not 0.0 <= self.warmup_ratio < 1.0:
-            raise TrainError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
-        if not 0.0 <= self.min_lr_ratio <= 1.0:
-            raise TrainError(f"min_lr_ratio must be in [0, 1], got {self.min_lr_ratio}")
-        if self.decay not in ("cosine", "linear"):
-            raise TrainError(f"decay must be 'cosine' or 'linear', got {self.decay!r}")
-        if self.grad_clip is not None and self.grad_clip <= 0:
-            raise TrainError(f"grad_clip must be > 0 or None, got {self.grad_clip}")
-        if self.device not in ("auto", "cpu", "cuda"):
-            raise TrainError(f"device must be auto, cpu or cuda, got {self.device!r}")
-        if self.log_every < 1 or (self.checkpoint_every_steps is not None and self.checkpoint_every_steps < 1):
-            raise TrainError("log_every and checkpoint_every_steps must be >= 1")
-
-
-# ----------------------------------------------------------------------------------------- helpers
+# ------------------------------------------------------------------------------------ steps
 
 def step_seed(seed: int, epoch: int, step: int, rank: int = 0) -> int:
     """The seed of one step: a function of its place in the schedule only (63 bits)."""
@@ -154,18 +90,6 @@ def _seed_everything(s: int) -> None:
     torch.manual_seed(s)          # CPU and every CUDA device
     random.seed(s)
     np.random.seed(s % (1 << 32))
-
-
-def lr_factor(step: int, total: int, warmup_ratio: float, min_lr_ratio: float, decay: str = "cosine") -> float:
-    """Multiplier of the base lr for 0-based `step` of `total`: linear warm-up to 1 over
-    round(warmup_ratio * total) steps, then decay from 1 to min_lr_ratio at the last step."""
-    warmup = round(warmup_ratio * total)
-    if step < warmup:
-        return (step + 1) / warmup
-    span = total - warmup - 1
-    p = min(1.0, (step - warmup) / span) if span > 0 else 1.0
-    shape = 0.5 * (1.0 + math.cos(math.pi * p)) if decay == "cosine" else 1.0 - p
-    return min_lr_ratio + (1.0 - min_lr_ratio) * shape
 
 
 def to_device(obj: Any, device: torch.device) -> Any:
@@ -183,164 +107,105 @@ def to_device(obj: Any, device: torch.device) -> Any:
     return obj
 
 
-
 def _n_samples(spec: Any) -> int:
     if isinstance(spec, (list, tuple, range, np.ndarray, Tensor)):
         return len(spec)
     return 1
 
 
-def _fmt(v: float) -> str:
-    return f"{v:.8g}"
+@dataclass
+class _Run:
+    """What stays fixed while a run trains (the model's weights and optimizer states change in place)."""
 
+    cfg: TrainConfig
+    dist: Dist
+    device: torch.device
+    model: nn.Module
+    net: nn.Module                              # model, or its DDP wrapper: what runs forward
+    params: list[nn.Parameter]                  # every trainable parameter (gradient clipping)
+    plans: list[list[Any]]                      # this rank's specs of each epoch
+    optimizers: dict[str, torch.optim.Optimizer]
+    schedulers: dict[str, LambdaLR]
+    checkpoints: Checkpointer
+    losses: LossesTsv
+    collate: Callable[[Any], Any]
+    autocast: contextlib.AbstractContextManager[Any]
+    progress: bool
 
-# ----------------------------------------------------------------------------------- distributed
 
 @dataclass
-class _Dist:
-    world: int = 1
-    rank: int = 0
-    local_rank: int = 0
-    created: bool = False
+class _Clock:
+    """Seconds of training: `base` from before this process (a resumed run) plus time since `start`."""
 
-    @classmethod
-    def setup(cls, cfg: TrainConfig) -> _Dist:
-        world = int(os.environ.get("WORLD_SIZE", "1"))
-        if world <= 1:
-            return cls()
-        local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-        use_cuda = _want_cuda(cfg.device)
-        created = False
-        if use_cuda:
-            torch.cuda.set_device(local_rank)
-        if not dist.is_initialized():
-            dist.init_process_group(backend="nccl" if use_cuda else "gloo")
-            created = True
-        return cls(dist.get_world_size(), dist.get_rank(), local_rank, created)
+    base: float
+    start: float
 
-    def teardown(self) -> None:
-        if self.created and dist.is_initialized():
-            dist.destroy_process_group()
-
-    def barrier(self) -> None:
-        if self.world > 1:
-            dist.barrier()
-
-    def broadcast(self, obj: Any) -> Any:
-        if self.world == 1:
-            return obj
-        box = [obj]
-        dist.broadcast_object_list(box, src=0)
-        return box[0]
+    def seconds(self) -> float:
+        return self.base + time.perf_counter() - self.start
 
 
-def _want_cuda(device: str) -> bool:
-    if device == "cuda" and not torch.cuda.is_available():
-        raise TrainError("device 'cuda' was asked for but CUDA is not available")
-    return device == "cuda" or (device == "auto" and torch.cuda.is_available())
+def _train_step(run: _Run, epoch: int, step: int, spec: Any) -> tuple[dict[str, float], dict[str, float], int]:
+    """One optimizer step on `spec`: (values averaged over ranks, lr each group used, samples over ranks)."""
+    _seed_everything(step_seed(run.cfg.seed, epoch, step, run.dist.rank))
+    batch = to_device(run.collate(spec), run.device)
+    for opt in run.optimizers.values():
+        opt.zero_grad(set_to_none=True)
+    with run.autocast:
+        out = run.net(batch)
+    check_output(out)
+    out["loss"].backward()
+    extra = {}
+    if run.cfg.grad_clip is not None:
+        extra["grad_norm"] = torch.nn.utils.clip_grad_norm_(run.params, run.cfg.grad_clip)
+    vals = step_values(out, extra, _n_samples(spec), run.device, run.dist)
+    n_samples = int(vals.pop("__samples"))
+    if not math.isfinite(vals["loss"]):  # before the update: the weights stay finite
+        raise TrainError(f"loss is {vals['loss']} at epoch {epoch + 1}, step {step + 1}; "
+                         f"the last good checkpoint is in {run.checkpoints.path}")
+    lrs = {n: opt.param_groups[0]["lr"] for n, opt in run.optimizers.items()}
+    for opt in run.optimizers.values():
+        opt.step()
+    for sched in run.schedulers.values():
+        sched.step()
+    return vals, lrs, n_samples
 
 
-# ---------------------------------------------------------------------------------------- state
-
-@dataclass
-class _State:
-    """Everything besides tensors that a checkpoint holds (state.json)."""
-
-    step: int = 0                # optimizer steps done
-    epoch: int = 0               # epoch of the next step
-    position: int = 0            # index of the next spec in this rank's share of plan(epoch)
-    samples: int = 0             # samples trained on, all ranks
-    elapsed: float = 0.0         # seconds of training (time lost to a kill is not counted)
-    epoch_sums: dict[str, list[float]] = field(default_factory=dict)   # key -> [sum, count] this epoch
-    window_sums: dict[str, list[float]] = field(default_factory=dict)  # since the last losses.tsv row
-    epoch_samples: int = 0
-    epoch_elapsed: float = 0.0
-    last_epoch: dict[str, float] = field(default_factory=dict)         # means of the last finished epoch
-    columns: list[str] | None = None                                   # losses.tsv header
-
-
-def _add(sums: dict[str, list[float]], values: dict[str, float]) -> None:
-    for k, v in values.items():
-        s = sums.setdefault(k, [0.0, 0])
-        s[0] += v
-        s[1] += 1
-
-
-def _means(sums: dict[str, list[float]]) -> dict[str, float]:
-    return {k: s / n for k, (s, n) in sums.items() if n}
+def _train_epoch(run: _Run, state: TrainState, epoch: int, clock: _Clock) -> None:
+    """The rest of `epoch` from `state.position` (0 unless resumed mid-epoch), then its checkpoint."""
+    specs, cfg = run.plans[epoch], run.cfg
+    epoch_clock = _Clock(state.epoch_elapsed, time.perf_counter())
+    bar = tqdm(total=len(specs), initial=state.position, desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="step",
+               disable=not (run.progress and run.dist.main), mininterval=1.0, dynamic_ncols=True)
+    for pos in range(state.position, len(specs)):
+        vals, lrs, n_samples = _train_step(run, epoch, state.step, specs[pos])
+        state.record(pos + 1, n_samples, vals)
+        state.elapsed, state.epoch_elapsed = clock.seconds(), epoch_clock.seconds()
+        if state.step % cfg.log_every == 0 or pos + 1 == len(specs):
+            run.losses.append(state, epoch + (pos + 1) / len(specs), lrs)
+        bar.update(1)
+        bar.set_postfix(loss=f"{vals['loss']:.4f}", lr=f"{next(iter(lrs.values())):.2e}", refresh=False)
+        every = cfg.checkpoint_every_steps
+        if every and state.step % every == 0 and pos + 1 < len(specs):
+            run.checkpoints.save(state)
+    bar.close()
+    state.last_epoch = means(state.epoch_sums)
+    if run.dist.main:
+        secs = state.epoch_elapsed
+        log.info("epoch %d/%d: %s (%d steps, %.1f s, %.1f samples/s)", epoch + 1, cfg.epochs,
+                 " ".join(f"{k} {v:.4f}" for k, v in sorted(state.last_epoch.items())), len(specs), secs,
+                 state.epoch_samples / secs if secs > 0 else float("nan"))
+    state.next_epoch(epoch + 1)
+    run.checkpoints.save(state)
 
 
-def _signature(cfg: TrainConfig, groups: Sequence[OptimGroup], plans: list[list[Any]], world: int) -> str:
-    # what changes the result; how often to checkpoint, where to run and DDP bookkeeping do not
-    cfg_part = {k: v for k, v in asdict(cfg).items()
-                if k not in ("checkpoint_every_steps", "device", "find_unused_parameters")}
-    blob = {"cfg": cfg_part, "groups": [g.describe() for g in groups], "plan_lengths": [len(p) for p in plans],
-            "world_size": world}
-    return hashlib.sha256(json.dumps(blob, sort_keys=True).encode()).hexdigest()
+# ------------------------------------------------------------------------------------ setup
 
-
-# ------------------------------------------------------------------------------------ checkpoint
-
-def _cpu_state(model: nn.Module) -> dict[str, Tensor]:
-    return {k: v.detach().cpu() for k, v in model.state_dict().items()}
-
-
-def _rng_state() -> dict[str, Any]:
-    rng: dict[str, Any] = {"torch_cpu": torch.get_rng_state()}
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
-        rng["torch_cuda"] = torch.cuda.get_rng_state_all()
-    return rng
-
-
-def _save_checkpoint(out_dir: Path, model: nn.Module, optimizers: dict[str, torch.optim.Optimizer],
-                     schedulers: dict[str, LambdaLR], state: _State, meta: dict[str, Any]) -> None:
-    """The whole folder is built under a temporary name and swapped in (files inside need no own rename)."""
-    with atomic_dir(out_dir / CHECKPOINT) as tmp:
-        torch.save(_cpu_state(model), tmp / "model.pt")
-        for name, opt in optimizers.items():
-            torch.save(opt.state_dict(), tmp / f"optim-{name}.pt")
-        for name, sched in schedulers.items():
-            torch.save(sched.state_dict(), tmp / f"sched-{name}.pt")
-        torch.save(_rng_state(), tmp / "rng.pt")
-        write_json(tmp / "state.json", {**meta, "state": asdict(state)})
-
-
-def _recover_checkpoint_folder(out_dir: Path) -> None:
-    """`atomic_dir` swaps folders in two renames; a kill between them leaves only the previous
-    checkpoint, under the name `.tmp-checkpoint.old`: put it back before temporaries are cleaned."""
-    ckpt, old = out_dir / CHECKPOINT, out_dir / (TMP_PREFIX + CHECKPOINT + ".old")
-    if not ckpt.exists() and old.is_dir():
-        os.replace(old, ckpt)
-        log.info("recovered the checkpoint from an interrupted swap")
-
-
-def _read_checkpoint(ckpt: Path) -> dict[str, Any]:
-    def load(name: str) -> Any:
-        return torch.load(ckpt / name, map_location="cpu", weights_only=True)
-
-    meta = json.loads((ckpt / "state.json").read_text())
-    return {"meta": meta, "model": load("model.pt"), "rng": load("rng.pt"),
-            "optim": {n: load(f"optim-{n}.pt") for n in meta["groups"]},
-            "sched": {n: load(f"sched-{n}.pt") for n in meta["groups"]}}
-
-
-def _resume_decision(out_dir: Path, fingerprint: str, signature: str, model: nn.Module) -> tuple[bool, str]:
-    ckpt = out_dir / CHECKPOINT
-    if not (ckpt / "state.json").is_file():
-        return False, "no checkpoint"
+def _use_cuda(device: str) -> bool:
+    """CUDA when asked for, or for `auto` when present; asked for but absent is a TrainError."""
     try:
-        meta = json.loads((ckpt / "state.json").read_text())
-        if meta.get("fingerprint") != fingerprint:
-            return False, "checkpoint fingerprint differs (params or inputs changed)"
-        if meta.get("signature") != signature:
-            return False, "checkpoint was made with another training config, groups, plan or world size"
-        sd = torch.load(ckpt / "model.pt", map_location="cpu", weights_only=True)
-    except Exception as e:  # noqa: BLE001 - any unreadable checkpoint means: start afresh
-        return False, f"checkpoint unreadable ({e})"
-    want = {k: tuple(v.shape) for k, v in model.state_dict().items()}
-    if {k: tuple(v.shape) for k, v in sd.items()} != want:
-        return False, "checkpoint model state does not fit the model (keys or shapes differ)"
-    return True, f"checkpoint at step {meta.get('state', {}).get('step')}"
+        return resolve_device(device).type == "cuda"
+    except DeviceError as e:
+        raise TrainError(str(e)) from None
 
 
 def _remove_outputs(out_dir: Path) -> None:
@@ -349,270 +214,90 @@ def _remove_outputs(out_dir: Path) -> None:
         (out_dir / name).unlink(missing_ok=True)
 
 
-def _trim_losses(path: Path, step: int) -> None:
-    """Keep the header and the rows up to `step`; drop later rows and a torn last line."""
-    if not path.is_file():
-        return
-    lines = path.read_text().split("\n")
-    if not lines or not lines[0]:
-        path.unlink()
-        return
-    header, n_cols = lines[0], len(lines[0].split("\t"))
-    keep = [header]
-    for line in lines[1:-1]:  # the part after the last newline is empty or torn
-        cells = line.split("\t")
-        if len(cells) == n_cols and cells[0].isdigit() and int(cells[0]) <= step:
-            keep.append(line)
-    with atomic_path(path) as tmp:
-        tmp.write_text("\n".join(keep) + "\n")
+def _resume_or_start(ckpt: Checkpointer, cfg: TrainConfig, total: int) -> TrainState:
+    """The state to go on from: the checkpoint's when it fits this run, else a fresh one (old outputs removed)."""
+    d, out_dir = ckpt.dist, ckpt.out_dir
+    if d.main:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        ckpt.recover_swap()
+        clean_temporaries(out_dir)
+        clean_temporaries(out_dir / LOSSES.parent)
+    resume, reason = ckpt.decide()
+    state = TrainState()
+    if resume:
+        state = ckpt.restore()
+        if d.main:
+            trim_losses(out_dir / LOSSES, state.step)
+            log.info("resuming from %s: epoch %d/%d, batch %d, step %d of %d", ckpt.path,
+                     state.epoch + 1, cfg.epochs, state.position, state.step, total)
+    elif d.main:
+        _remove_outputs(out_dir)
+        log.info("starting fresh in %s (%s)", out_dir, reason)
+    d.barrier()
+    return state
 
 
-# ------------------------------------------------------------------------------------------ fit
-
-def _check_groups(model: nn.Module, groups: Sequence[OptimGroup]) -> None:
-    names = [g.name for g in groups]
-    if not groups or len(set(names)) != len(names) or not all(_NAME.match(n) for n in names):
-        raise TrainError(f"group names must be unique, non-empty and [A-Za-z0-9_-]: {names}")
-    owner: dict[int, str] = {}
-    for g in groups:
-        if g.optimizer not in ("adamw", "sgd"):
-            raise TrainError(f"group {g.name}: optimizer must be 'adamw' or 'sgd', got {g.optimizer!r}")
-        for p in g.params:
-            if id(p) in owner:
-                raise TrainError(f"a parameter is in both groups {owner[id(p)]} and {g.name}")
-            owner[id(p)] = g.name
-    named = dict(model.named_parameters())
-    by_id = {id(p): n for n, p in named.items()}
-    foreign = [g.name for g in groups for p in g.params if id(p) not in by_id]
-    if foreign:
-        raise TrainError(f"groups {sorted(set(foreign))} hold parameters that are not the model's")
-    loose = [n for n, p in named.items() if p.requires_grad and id(p) not in owner]
-    if loose:
-        raise TrainError(f"{len(loose)} trainable parameters are in no group (add a frozen group?): {loose[:5]}")
+def _finish(run: _Run, state: TrainState, out_dir: Path) -> dict[str, Any]:
+    """metrics.json and the final weights (rank 0); every rank returns the metrics."""
+    metrics = run_metrics(state, run.cfg.epochs, run.dist.world)
+    if run.dist.main:
+        with atomic_path(out_dir / WEIGHTS) as tmp:
+            torch.save(cpu_state(run.model), tmp)
+        write_json(out_dir / METRICS, metrics)
+        log.info("wrote %s and %s", out_dir / WEIGHTS, out_dir / METRICS)
+    run.dist.barrier()
+    return metrics
 
 
-def _make_optimizer(g: OptimGroup) -> torch.optim.Optimizer:
-    """Fused kernels (CPU and CUDA): one pass over all tensors of the group. The tiny CPU model's
-    AdamW step (4.8M parameters) takes 37 ms with the per-tensor loop, 5 ms fused."""
-    if g.optimizer == "adamw":
-        return torch.optim.AdamW(g.params, lr=g.lr, weight_decay=g.weight_decay, fused=True)
-    return torch.optim.SGD(g.params, lr=g.lr, momentum=g.momentum, weight_decay=g.weight_decay, fused=True)
-
-
-def _local_plan(specs: list[Any], rank: int, world: int) -> list[Any]:
-    specs = list(specs)
-    return specs[rank::world][: len(specs) // world] if world > 1 else specs
-
-
-def _check_output(out: Any) -> None:
-    if not isinstance(out, dict) or "loss" not in out:
-        raise TrainError(f"model.forward(batch) must return a dict with a 'loss' entry, got {type(out).__name__}")
-    bad = [k for k in out if not isinstance(k, str) or k in RESERVED or k == "grad_norm" or k.startswith("__")]
-    if bad:
-        raise TrainError(f"model output keys {bad} are reserved for the trainer's own metrics")
-
-
-def _step_values(out: Any, extra: dict[str, Tensor], n: int, device: torch.device, d: _Dist) -> dict[str, float]:
-    """Logged values of one step, averaged over ranks; "__samples" is summed."""
-    vals = {**out, **extra}
-    keys = sorted(vals)
-    parts = []
-    for k in keys:
-        v = vals[k]
-        v = v.detach() if isinstance(v, Tensor) else torch.tensor(float(v))
-        if v.numel() != 1:
-            raise TrainError(f"model output {k!r} is not a scalar (shape {tuple(v.shape)})")
-        parts.append(v.reshape(()).to(device=device, dtype=torch.float64))
-    vec = torch.stack(parts + [torch.tensor(float(n), dtype=torch.float64, device=device)])
-    if d.world > 1:
-        dist.all_reduce(vec)
-        vec[:-1] /= d.world
-    got = vec.tolist()
-    return {**dict(zip(keys, got[:-1])), "__samples": got[-1]}
-
+# -------------------------------------------------------------------------------------- fit
 
 def fit(model: nn.Module, groups: Sequence[OptimGroup], plan: Callable[[int], list[Any]],
         collate: Callable[[Any], Any], cfg: TrainConfig, out_dir: str | os.PathLike, progress: bool = True,
         *, fingerprint: str = "") -> dict[str, Any]:
     """Train `model` for cfg.epochs (resuming from out_dir/checkpoint when it fits); return metrics.json."""
-    d = _Dist.setup(cfg)
+    use_cuda = _use_cuda(cfg.device)
+    d = Dist.setup(use_cuda)
     try:
-        return _fit(model, list(groups), plan, collate, cfg, Path(out_dir), progress, fingerprint, d)
+        return _fit(model, list(groups), plan, collate, cfg, Path(out_dir), progress, fingerprint, d,
+                    d.device(use_cuda))
     finally:
         d.teardown()
 
 
 def _fit(model: nn.Module, groups: list[OptimGroup], plan: Callable[[int], list[Any]], collate: Callable[[Any], Any],
-         cfg: TrainConfig, out_dir: Path, progress: bool, fingerprint: str, d: _Dist) -> dict[str, Any]:
-    main = d.rank == 0
-    device = torch.device(f"cuda:{d.local_rank}" if d.world > 1 else "cuda") if _want_cuda(cfg.device) \
-        else torch.device("cpu")
-    _check_groups(model, groups)
-    for g in groups:
-        for p in g.params:
-            p.requires_grad_(not g.frozen)
+         cfg: TrainConfig, out_dir: Path, progress: bool, fingerprint: str, d: Dist,
+         device: torch.device) -> dict[str, Any]:
+    check_groups(model, groups)
+    set_requires_grad(groups)
     model.to(device)
-    trainable = [g for g in groups if not g.frozen]
-    if not trainable:
-        raise TrainError("every group is frozen: nothing to train")
-    params = [p for g in trainable for p in g.params]
-
-    plans = [_local_plan(plan(e), d.rank, d.world) for e in range(cfg.epochs)]
+    trainable = trainable_groups(groups)
+    plans = [d.share(plan(e)) for e in range(cfg.epochs)]
     empty = [e for e, p in enumerate(plans) if not p]
     if empty:
         raise TrainError(f"epochs {empty} have no batches for world size {d.world}")
     total = sum(len(p) for p in plans)
-    optimizers = {g.name: _make_optimizer(g) for g in trainable}
-
-    def factor(step: int) -> float:
-        return lr_factor(step, total, cfg.warmup_ratio, cfg.min_lr_ratio, cfg.decay)
-
-    schedulers = {n: LambdaLR(opt, factor) for n, opt in optimizers.items()}
-    signature = _signature(cfg, groups, plans, d.world)
-    meta = {"fingerprint": fingerprint, "signature": signature, "groups": list(optimizers),
-            "total_steps": total, "torch": torch.__version__}
-
-    # ---- resume or start fresh (rank 0 decides; every rank reads the same checkpoint)
-    if main:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        _recover_checkpoint_folder(out_dir)
-        clean_temporaries(out_dir)
-        clean_temporaries(out_dir / LOSSES.parent)
-    resume, reason = d.broadcast(_resume_decision(out_dir, fingerprint, signature, model) if main else None)
-    state = _State()
-    if resume:
-        try:
-            ck = _read_checkpoint(out_dir / CHECKPOINT)
-        except Exception as e:  # noqa: BLE001
-            raise CheckpointError(f"rank {d.rank} cannot read {out_dir / CHECKPOINT} ({e}); "
-                                  "under DDP out_dir must be on a filesystem every rank sees") from e
-        model.load_state_dict(ck["model"])
-        for n in optimizers:
-            optimizers[n].load_state_dict(ck["optim"][n])
-            schedulers[n].load_state_dict(ck["sched"][n])
-        torch.set_rng_state(ck["rng"]["torch_cpu"])
-        if "torch_cuda" in ck["rng"] and torch.cuda.is_available() \
-                and len(ck["rng"]["torch_cuda"]) == torch.cuda.device_count():
-            torch.cuda.set_rng_state_all(ck["rng"]["torch_cuda"])
-        state = _State(**ck["meta"]["state"])
-        if main:
-            _trim_losses(out_dir / LOSSES, state.step)
-            log.info("resuming from %s: epoch %d/%d, batch %d, step %d of %d", out_dir / CHECKPOINT,
-                     state.epoch + 1, cfg.epochs, state.position, state.step, total)
-    elif main:
-        _remove_outputs(out_dir)
-        log.info("starting fresh in %s (%s)", out_dir, reason)
-    d.barrier()
-
-    if main:
+    optimizers = {g.name: make_optimizer(g) for g in trainable}
+    schedulers = make_schedulers(optimizers, total, cfg)
+    meta = {"fingerprint": fingerprint, "signature": run_signature(cfg, groups, plans, d.world),
+            "groups": list(optimizers), "total_steps": total, "torch": torch.__version__}
+    ckpt = Checkpointer(out_dir, d, meta, model, optimizers, schedulers)
+    state = _resume_or_start(ckpt, cfg, total)
+    if d.main:
         log.info("training %d steps (%d epochs) on %s, world size %d; groups: %s", total, cfg.epochs, device, d.world,
                  ", ".join(f"{g.name}[{'frozen' if g.frozen else g.optimizer}, {g.describe()['numel']:,}]"
                            for g in groups))
-    net: nn.Module = model
-    if d.world > 1:
-        net = DistributedDataParallel(model, device_ids=[d.local_rank] if device.type == "cuda" else None,
-                                      find_unused_parameters=cfg.find_unused_parameters)
+    net = d.wrap(model, device, cfg.find_unused_parameters)  # after the resume: DDP broadcasts rank 0's weights
     model.train()
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if (cfg.bf16 and device.type == "cuda") \
         else contextlib.nullcontext()
-    losses = out_dir / LOSSES
-    warned: set[str] = set()
-
-    def checkpoint() -> None:
-        d.barrier()
-        if main:
-            _save_checkpoint(out_dir, model, optimizers, schedulers, state, meta)
-
-    def write_row(epoch_frac: float, lrs: dict[str, float]) -> None:
-        means = _means(state.window_sums)
-        state.window_sums = {}
-        if not main:
-            return
-        keys = ["loss"] + sorted(k for k in means if k not in ("loss", "grad_norm")) + \
-            (["grad_norm"] if "grad_norm" in means else [])
-        if state.columns is None:
-            state.columns = ["step", "epoch"] + [f"lr/{n}" for n in lrs] + keys
-        extra = set(keys) - set(state.columns) - warned
-        if extra:
-            log.warning("losses.tsv: keys %s appeared after the header was written; not plotted", sorted(extra))
-            warned.update(extra)
-        row = {"step": str(state.step), "epoch": f"{epoch_frac:.4f}", **{f"lr/{n}": _fmt(v) for n, v in lrs.items()},
-               **{k: _fmt(v) for k, v in means.items()}}
-        losses.parent.mkdir(parents=True, exist_ok=True)
-        fresh_file = not losses.is_file() or losses.stat().st_size == 0
-        with open(losses, "a") as fh:
-            if fresh_file:
-                fh.write("\t".join(state.columns) + "\n")
-            fh.write("\t".join(row.get(c, "nan") for c in state.columns) + "\n")
-
-    t_start, elapsed0 = time.perf_counter(), state.elapsed
+    run = _Run(cfg=cfg, dist=d, device=device, model=model, net=net, params=[p for g in trainable for p in g.params],
+               plans=plans, optimizers=optimizers, schedulers=schedulers, checkpoints=ckpt,
+               losses=LossesTsv(out_dir / LOSSES, d.main), collate=collate, autocast=autocast, progress=progress)
+    clock = _Clock(state.elapsed, time.perf_counter())
     for epoch in range(state.epoch, cfg.epochs):
-        specs = plans[epoch]
-        start = state.position if epoch == state.epoch else 0
-        t_epoch, epoch_elapsed0 = time.perf_counter(), state.epoch_elapsed
-        bar = tqdm(total=len(specs), initial=start, desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="step",
-                   disable=not (progress and main), mininterval=1.0, dynamic_ncols=True)
-        for pos in range(start, len(specs)):
-            _seed_everything(step_seed(cfg.seed, epoch, state.step, d.rank))
-            spec = specs[pos]
-            batch = to_device(collate(spec), device)
-            for opt in optimizers.values():
-                opt.zero_grad(set_to_none=True)
-            with autocast:
-                out = net(batch)
-            _check_output(out)
-            out["loss"].backward()
-            extra = {}
-            if cfg.grad_clip is not None:
-                extra["grad_norm"] = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
-            vals = _step_values(out, extra, _n_samples(spec), device, d)
-            n_samples = int(vals.pop("__samples"))
-            if not math.isfinite(vals["loss"]):  # before the update: the weights stay finite
-                raise TrainError(f"loss is {vals['loss']} at epoch {epoch + 1}, step {state.step + 1}; "
-                                 f"the last good checkpoint is in {out_dir / CHECKPOINT}")
-            lrs = {n: opt.param_groups[0]["lr"] for n, opt in optimizers.items()}
-            for opt in optimizers.values():
-                opt.step()
-            for sched in schedulers.values():
-                sched.step()
-            state.step += 1
-            state.position = pos + 1
-            state.samples += n_samples
-            state.epoch_samples += n_samples
-            _add(state.epoch_sums, vals)
-            _add(state.window_sums, vals)
-            state.elapsed = elapsed0 + time.perf_counter() - t_start
-            state.epoch_elapsed = epoch_elapsed0 + time.perf_counter() - t_epoch
-            if state.step % cfg.log_every == 0 or pos + 1 == len(specs):
-                write_row(epoch + (pos + 1) / len(specs), lrs)
-            bar.update(1)
-            bar.set_postfix(loss=f"{vals['loss']:.4f}", lr=f"{next(iter(lrs.values())):.2e}", refresh=False)
-            every = cfg.checkpoint_every_steps
-            if every and state.step % every == 0 and pos + 1 < len(specs):
-                checkpoint()
-        bar.close()
-        state.last_epoch = _means(state.epoch_sums)
-        if main:
-            secs = state.epoch_elapsed
-            log.info("epoch %d/%d: %s (%d steps, %.1f s, %.1f samples/s)", epoch + 1, cfg.epochs,
-                     " ".join(f"{k} {v:.4f}" for k, v in sorted(state.last_epoch.items())), len(specs), secs,
-                     state.epoch_samples / secs if secs > 0 else float("nan"))
-        state.epoch, state.position = epoch + 1, 0
-        state.epoch_sums, state.epoch_samples, state.epoch_elapsed = {}, 0, 0.0
-        checkpoint()
-
-    metrics: dict[str, Any] = {**state.last_epoch, "steps": state.step, "epochs": cfg.epochs,
-                               "samples": state.samples, "wall_time_s": round(state.elapsed, 3),
-                               "samples_per_s": round(state.samples / state.elapsed, 3) if state.elapsed > 0 else None,
-                               "world_size": d.world}
-    if main:
-        with atomic_path(out_dir / WEIGHTS) as tmp:
-            torch.save(_cpu_state(model), tmp)
-        write_json(out_dir / METRICS, metrics)
-        log.info("wrote %s and %s", out_dir / WEIGHTS, out_dir / METRICS)
-    d.barrier()
-    return metrics
+        _train_epoch(run, state, epoch, clock)
+    return _finish(run, state, out_dir)
 
 
-__all__ = ["OptimGroup", "TrainConfig", "TrainError", "CheckpointError", "fit", "load_weights", "lr_factor",
-           "step_seed", "to_device"]
+__all__ = ["CHECKPOINT", "LOSSES", "METRICS", "WEIGHTS", "CheckpointError", "OptimGroup", "TrainConfig",
+           "TrainError", "fit", "load_weights", "lr_factor", "step_seed", "to_device"]

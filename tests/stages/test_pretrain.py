@@ -6,6 +6,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 
 import pytest
 import torch
@@ -18,6 +19,7 @@ TINY = {"prepare": {"scenes": {"splits": {"train": 16, "val": 6, "test": 2}}},
         "pretrain": {"batch_size": 4, "heldout": 6, "warmup": {"epochs": 1}, "main": {"epochs": 2}},
         "reorder": {"candidates": 8, "batch_size": 8},
         "model": {"T": 2, "M": 32}}
+WAIT_S = 300  # for the killed run to reach its 5th checkpoint; the whole stage takes far less
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -38,7 +40,8 @@ def _step(state_json) -> int:
 
 def _snn(state: dict) -> dict:
     """SNN parameters (weights, tdBN affine), not buffers such as running statistics."""
-    return {k: v for k, v in state.items() if ".snn." in k and not k.rsplit(".", 1)[-1].startswith(("running_", "num_"))}
+    return {k: v for k, v in state.items()
+            if ".snn." in k and not k.rsplit(".", 1)[-1].startswith(("running_", "num_"))}
 
 
 @pytest.mark.slow
@@ -88,8 +91,13 @@ def test_killed_pretrain_resumes_to_identical_weights(workspace, tmp_path):
     cmd = [sys.executable, "-m", "stages.pretrain", "--phase", "warmup"]
     state = tmp_path / "data/checkpoints/pretrain_warmup/checkpoint/state.json"
     proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + WAIT_S
     while _step(state) < 5:
         assert proc.poll() is None, proc.stdout.read()
+        if time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail(f"no checkpoint at step >= 5 in {state} after {WAIT_S} s; log:\n{proc.communicate()[0]}")
+        time.sleep(0.02)  # short: the run must still be mid-way when it is killed
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     resumed = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True)

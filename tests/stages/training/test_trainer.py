@@ -1,4 +1,4 @@
-"""stages.training.trainer: training, lr schedules, exact resume after SIGKILL, fingerprints, weights-only files, DDP."""
+"""stages.training: training, lr schedules, exact resume after SIGKILL, fingerprints, weights-only files, DDP."""
 from __future__ import annotations
 
 import csv
@@ -116,7 +116,7 @@ def test_checkpoint_files_are_weights_only(trained):
 
 
 def test_load_weights_errors(tmp_path):
-    with pytest.raises(FileNotFoundError, match="does not exist"):
+    with pytest.raises(CheckpointError, match="not found"):
         load_weights(tmp_path / "nope.pt")
     (tmp_path / "bad.pt").write_bytes(b"not a zip file at all")
     with pytest.raises(CheckpointError, match="not a readable"):
