@@ -47,8 +47,8 @@ def _pipeline(args: argparse.Namespace) -> None:
 
 
 def _stage(args: argparse.Namespace) -> None:
-    from flows.overrides import parse_assignment
     from flows.stage import rerun_stage
+    from stages.common.overrides import parse_assignment
     rerun_stage(args.name, set_params=dict(parse_assignment(a) for a in args.set) or None, force=args.force,
                 workspace=args.workspace)
 

@@ -1,7 +1,7 @@
 """Environment defaults for Prefect, applied before Prefect is imported (an explicit setting wins).
 
 - analytics off: the server's telemetry needs a DNS lookup that fails offline;
-- a long ephemeral start timeout: the first start takes 10-20 s on 2 cores;
+- a long ephemeral start timeout: the server's first start is slow on a small machine;
 - PREFECT_HOME (database, logs) outside the repository, so DVC and git never see it.
 """
 from __future__ import annotations

@@ -12,10 +12,10 @@ from prefect import flow
 
 from flows.dag import check_known, read_dag
 from flows.lock import workspace_lock
-from flows.overrides import apply_overrides
 from flows.pipeline import holder, run_stages
 from flows.policy import flows_params
 from flows.repro import run_logger
+from stages.common.overrides import write_overrides
 
 
 @flow(name="stage")
@@ -35,7 +35,7 @@ def rerun_stage(stage: str, set_params: dict[str, Any] | None = None, force: boo
     log = run_logger()
     with workspace_lock(ws, holder(), policy.lock_wait_s, notify=log.info):
         if set_params:
-            apply_overrides(ws / "params.yaml", set_params)
+            write_overrides(ws / "params.yaml", set_params)
             log.info("params.yaml: set %s", ", ".join(f"{k}={v!r}" for k, v in set_params.items()))
         runs = run_stages(ws, [dag[stage]], policy, force=force)
     return list(runs[stage].outs)

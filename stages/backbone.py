@@ -13,11 +13,8 @@ train/ (stages.training.trainer: model.pt with the heads, checkpoint/, metrics.j
 """
 from __future__ import annotations
 
-import argparse
 import logging
 import math
-import sys
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -27,7 +24,7 @@ import torch.nn.functional as F
 from models.attribute_head import IGNORE, AttributeBatch, AttributeNet
 from models.backbone import STRIDE, BackboneError
 from stages.common import params, paths
-from stages.common.cli import EXPECTED, StageError, progress_enabled, setup_logging
+from stages.common.cli import StageError, progress_enabled, run_stage
 from stages.common.fingerprint import code_digest, digest, file_digest
 from stages.common.weights import CheckpointError
 from stages.training import trainer
@@ -57,11 +54,12 @@ class Segments:
         return len(self.images)
 
 
-def load_split(root: Path, rows: list[dict[str, Any]]) -> Segments:
-    """Read the images and ground truth of `rows` (images table rows) under the prepared folder `root`."""
+def load_split(dataset: str, rows: list[dict[str, Any]]) -> Segments:
+    """Read the images and ground truth of `rows` (images table rows) of the prepared `dataset`."""
+    root = paths.prepared(dataset)
     images, ids, records = [], [], []
     for r in rows:
-        gt = root / "gt" / r["image_id"]
+        gt = paths.ground_truth(dataset) / r["image_id"]
         try:
             images.append(load_rgb(root / r["path"]))
             ids.append(decode_png(gt.with_suffix(".png").read_bytes()))
@@ -193,21 +191,21 @@ def run() -> dict[str, Any]:
     fcfg: params.FeaturesParams = params.load("features")
     arch, layer, stride = fcfg.backbone, fcfg.layer, STRIDE[fcfg.layer]
     root = paths.prepared(cfg.dataset)
-    if not (root / "gt").is_dir():
-        raise StageError(f"backbone.dataset={cfg.dataset} has no ground-truth segments ({root / 'gt'} not found): "
+    if not paths.ground_truth(cfg.dataset).is_dir():
+        raise StageError(f"backbone.dataset={cfg.dataset} has no ground-truth segments "
+                         f"({paths.ground_truth(cfg.dataset)} not found): "
                          f"the backbone trains on `scenes` (run `dvc repro prepare@scenes` first)")
     rows = read_table(table_path(root, "images"), "images").to_pylist()
     train_rows = [r for r in rows if r["split"] == "train"][: cfg.max_images]
     val_rows = [r for r in rows if r["split"] == "val"]
     if not train_rows or not val_rows:
         raise StageError(f"backbone: {root} needs train and val images, has {len(train_rows)} and {len(val_rows)}")
-    train, val = load_split(root, train_rows), load_split(root, val_rows)
+    train, val = load_split(cfg.dataset, train_rows), load_split(cfg.dataset, val_rows)
     if train.images.shape[1] % stride or train.images.shape[2] % stride:
         raise StageError(f"backbone: {cfg.dataset} images are {train.images.shape[2]}x{train.images.shape[1]}, "
                          f"not a multiple of the {layer} stride {stride}")
     torch.manual_seed(cfg.seed)
     model = AttributeNet(arch, layer, {k: len(v) for k, v in CLASSES.items()})
-    out = paths.backbone_dir()
     try:
         trained, fixed = model.parameter_groups(cfg.train_from)
     except BackboneError as e:
@@ -216,7 +214,8 @@ def run() -> dict[str, Any]:
               trainer.OptimGroup("fixed", fixed, frozen=True)]
     tcfg = trainer.TrainConfig(epochs=cfg.epochs, warmup_ratio=cfg.warmup_ratio, seed=cfg.seed, device=cfg.device)
     inputs = [root / r["path"] for r in train_rows + val_rows] + \
-        [root / "gt" / f"{r['image_id']}.{ext}" for r in train_rows + val_rows for ext in ("png", "json")]
+        [paths.ground_truth(cfg.dataset) / f"{r['image_id']}.{ext}" for r in train_rows + val_rows
+         for ext in ("png", "json")]
     fp = digest(cfg.model_dump(), arch, layer, code_digest("stages.backbone"), [file_digest(p) for p in inputs])
 
     def plan(epoch: int) -> list[list[int]]:
@@ -227,26 +226,20 @@ def run() -> dict[str, Any]:
     log.info("backbone: training %s up to %s on %d %s images (%d epochs)", arch, layer, len(train), cfg.dataset,
              cfg.epochs)
     report: dict[str, Any] = {"arch": arch, "layer": layer, "dataset": cfg.dataset, "train_images": len(train)}
-    report |= trainer.fit(model, groups, plan, Collator(train, stride, cfg.augment), tcfg, out / "train",
+    report |= trainer.fit(model, groups, plan, Collator(train, stride, cfg.augment), tcfg, paths.backbone_train_dir(),
                           progress=progress_enabled(), fingerprint=fp)
     model.cpu()
     report |= evaluate(model, val, stride, cfg.batch_size)
     with atomic_path(paths.backbone_weights(arch)) as tmp:
         torch.save({k: v.detach().cpu().contiguous() for k, v in model.resnet.state_dict().items()}, tmp)
-    write_json(out / "metrics.json", report)
+    write_json(paths.backbone_metrics(), report)
     log.info("backbone: wrote %s; held-out accuracy: %s", paths.backbone_weights(arch),
              ", ".join(f"{k} {v:.3f}" for k, v in report.items() if k.endswith("_acc") and v is not None) or "n/a")
     return report
 
 
 def main(argv: list[str] | None = None) -> None:
-    argparse.ArgumentParser(prog="python -m stages.backbone", description=__doc__.split("\n")[0]).parse_args(argv)
-    setup_logging()
-    try:
-        run()
-    except (*EXPECTED, trainer.TrainError, CheckpointError) as e:
-        log.error("backbone failed: %s", e)
-        sys.exit(2)
+    run_stage("backbone", __doc__, run, argv, errors=(trainer.TrainError, CheckpointError))
 
 
 if __name__ == "__main__":

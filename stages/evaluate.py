@@ -31,16 +31,16 @@ from models.downstream import TaskModel
 from models.gshn import GSHN
 from models.text import tokenize
 from stages.common import params, paths
-from stages.common.cli import StageError, progress_enabled, run_task_stage, set_threads
+from stages.common.cli import TASK, StageError, progress_enabled, run_stage, set_threads
 from stages.common.model_factory import build_model
 from stages.common.weights import CheckpointError, load_into, load_weights
 from stages.data.pairs import PairCollator, Samples, load_samples
 from stages.data.tasks import TaskCollator, TaskData, image_batches, load_task
+from stages.evaluation.itm import itm_probability
 from stages.evaluation.nlvr2 import consistency, nlvr2_sentence
 from stages.evaluation.retrieval import KS, chance, fold_captions, folds, mean_over, recalls
 from stages.evaluation.vqa_answers import build_vocab
 from stages.evaluation.vqa_official import question_accuracy, summarize
-from stages.training import trainer
 from storage import submissions
 from storage.atomic import atomic_open, write_json
 from storage.tables import read_table, table_path
@@ -51,7 +51,7 @@ log = logging.getLogger("stages.evaluate")
 # ---- loading the finetuned models -------------------------------------------------------
 def read_meta(task: str, dataset: str, mcfg: params.ModelParams) -> dict[str, Any]:
     """The finetuned models' meta.json, refused if it does not fit the current params."""
-    path = paths.finetune_dir(task, dataset) / paths.TASK_META
+    path = paths.task_meta(task, dataset)
     if not path.is_file():
         raise StageError(f"{path} not found: run `dvc repro finetune@{task}` first")
     meta = json.loads(path.read_text())
@@ -64,17 +64,18 @@ def read_meta(task: str, dataset: str, mcfg: params.ModelParams) -> dict[str, An
 
 def load_task_model(task: str, dataset: str, variant: str, meta: dict[str, Any],
                     mcfg: params.ModelParams) -> TaskModel:
-    path = paths.finetune_dir(task, dataset) / variant / trainer.WEIGHTS
+    path = paths.finetune_run(task, dataset, variant) / paths.WEIGHTS
     n_out = len(meta["answers"]) if task == "vqa" else meta["n_out"]
     stored = TaskModel.stored_outputs(load_weights(path, f"dvc repro finetune@{task}"))
     if stored is not None and stored != n_out:
-        raise StageError(f"{path}: its head has {stored} outputs but {paths.finetune_dir(task, dataset) / paths.TASK_META} lists "
+        raise StageError(f"{path}: its head has {stored} outputs but {paths.task_meta(task, dataset)} lists "
                          f"{n_out} {'answers' if task == 'vqa' else 'labels'}: incompatible answer vocabulary; "
                          f"rerun `dvc repro finetune@{task}`")
     base = build_model(mcfg, meta["channels"], meta["max_nodes"], phase=2)
     model = TaskModel.from_pretrained(base, task, n_out, blind=variant == "blind", dropout=mcfg.dropout,
                                       pool=meta.get("pool", "joint"))
-    load_into(model, path, f"a {variant} {task} model of preset {mcfg.preset}/{mcfg.size}", f"dvc repro finetune@{task}")
+    load_into(model, path, f"a {variant} {task} model of preset {mcfg.preset}/{mcfg.size}",
+              f"dvc repro finetune@{task}")
     return model.eval()
 
 
@@ -104,7 +105,7 @@ def evaluate_classifier(task: str, dataset: str, ecfg: params.EvaluateParams,
     names = meta["answers"] if task == "vqa" else meta["labels"]
     vocab = {a: i for i, a in enumerate(names)} if task == "vqa" else None
     preds: dict[str, list[str]] = {}
-    for variant in ("model", "blind"):
+    for variant in paths.VARIANTS:
         model = load_task_model(task, dataset, variant, meta, mcfg)
         collate = TaskCollator(data, meta["max_nodes"], meta["max_text_len"], vocab, blind=variant == "blind")
         preds[variant] = [names[i] for i in predict(model, data, collate, ecfg.batch_size)]
@@ -173,7 +174,7 @@ def _write_predictions(task: str, dataset: str, data: TaskData, preds: dict[str,
         for r in rows:
             fh.write(json.dumps(r) + "\n")
     step = max(1, len(rows) // max(examples, 1))
-    write_json(out / "examples.json", rows[::step][:examples])
+    write_json(paths.evaluate_examples(task, dataset), rows[::step][:examples])
 
 
 def _write_submissions(task: str, dataset: str, data: TaskData, predicted: list[str]) -> None:
@@ -188,7 +189,7 @@ def _write_submissions(task: str, dataset: str, data: TaskData, predicted: list[
         missing = [r for r in test if r["question_id"] not in by_id]
         if missing:
             raise StageError(f"vqav2: {len(missing)} test questions have no node features, so the EvalAI files would "
-                             f"be incomplete; see data/features/vqav2/rejects.parquet")
+                             f"be incomplete; see {table_path(paths.features(dataset), 'rejects')}")
         dev = [r["question_id"] for r in test if r.get("subset") == "test-dev2015"]
         if dev:
             submissions.write_vqa_results(sub / "vqa_test-dev2015_results.json", by_id, dev)
@@ -231,10 +232,8 @@ def _itm_scores(model: GSHN, emb: dict[str, Any], pairs: list[tuple[int, int]], 
         chunk = pairs[start: start + batch_size]
         im = torch.tensor([i for i, _ in chunk])
         tx = torch.tensor([t for _, t in chunk])
-        nmask, tmask = emb["node_mask"][im], emb["text_mask"][tx]
-        k, n = int(nmask.sum(1).max()), int(tmask.sum(1).max())   # padding shared by the whole chunk is cut
-        logits = model.itm_logits(emb["text_ids"][tx][:, :n], tmask[:, :n], emb["tokens"][im][:, :k], nmask[:, :k])
-        out.append(logits.softmax(1)[:, 1])
+        out.append(itm_probability(model, emb["text_ids"][tx], emb["text_mask"][tx], emb["tokens"][im],
+                                   emb["node_mask"][im]))
     return torch.cat(out).numpy() if out else np.zeros(0)
 
 
@@ -251,8 +250,8 @@ def rerank(sim: np.ndarray, k: int, score: Any) -> np.ndarray:
 def evaluate_itr(dataset: str, ecfg: params.EvaluateParams, mcfg: params.ModelParams) -> dict[str, Any]:
     meta = read_meta("itr", dataset, mcfg)
     model = build_model(mcfg, meta["channels"], meta["max_nodes"], phase=2)
-    load_into(model, paths.finetune_dir("itr", dataset) / "model" / paths.WEIGHTS, f"model preset {mcfg.preset}/{mcfg.size}",
-              "dvc repro finetune@itr")
+    load_into(model, paths.finetune_run("itr", dataset, "model") / paths.WEIGHTS,
+              f"model preset {mcfg.preset}/{mcfg.size}", "dvc repro finetune@itr")
     model.eval()
     test = load_samples([dataset], "test")
     collate = PairCollator(test, meta["max_nodes"], meta["max_text_len"])
@@ -337,7 +336,7 @@ def _write_retrieval(dataset: str, test: Samples, i2t: np.ndarray, t2i: np.ndarr
     submissions.write_retrieval_ranks(out / "t2i_ranks.jsonl", {cap_ids[q]: [test.image_ids[c] for c in top_t2i[q]]
                                                                   for q in range(len(cap_ids))}, cap_ids)
     step = max(1, len(test) // max(examples, 1))
-    write_json(out / "examples.json", {
+    write_json(paths.evaluate_examples("itr", dataset), {
         "i2t": [{"image": test.image_ids[q], "truth": test.captions[q],
                  "top5": [{"caption": cap_text[c], "correct": bool(cap_img[c] == q)} for c in top_i2t[q, :5]]}
                 for q in range(0, len(test), step)][:examples],
@@ -383,7 +382,7 @@ def _log(task: str, ds: str, r: dict[str, Any]) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    run_task_stage("evaluate", run, paths.TASKS, (CheckpointError, submissions.SubmissionError), argv)
+    run_stage("evaluate", __doc__, run, argv, TASK, (CheckpointError, submissions.SubmissionError))
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ import torch
 from models import graph, pooling
 from models.backbone import BackboneError, ResNetTrunk
 from stages.common import params, paths
-from stages.common.cli import StageError, progress_enabled, run_dataset_stage
+from stages.common.cli import DATASET, StageError, progress_enabled, run_stage
 from stages.common.device import resolve_device
 from stages.common.fingerprint import code_digest, digest, file_digest
 from stages.common.weights import load_weights
@@ -26,7 +26,7 @@ from stages.jobs import sharded
 from storage.atomic import write_json
 from storage.images import ImageError, load_rgb
 from storage.maskcodec import MaskCodecError, decode_png, decode_segments
-from storage.shards import ShardReader, npy_bytes, sample_key, write_shard
+from storage.shards import INDEX_NAME, ShardReader, npy_bytes, sample_key, write_shard
 from storage.tables import read_table, table_path
 
 log = logging.getLogger("stages.features")
@@ -125,7 +125,7 @@ def run(dataset: str) -> dict[str, Any]:
     cfg: params.FeaturesParams = params.load("features")
     src, masks_dir = paths.prepared(dataset), paths.masks(dataset)
     images = read_table(table_path(src, "images"), "images").to_pylist()
-    meta_path = masks_dir / "meta.json"
+    meta_path = paths.masks_meta(dataset)
     if not meta_path.is_file():
         raise StageError(f"{meta_path} not found: run `dvc repro segment@{dataset}` first")
     meta = json.loads(meta_path.read_text())
@@ -145,7 +145,7 @@ def run(dataset: str) -> dict[str, Any]:
     out, source = paths.features(dataset), f"features:{dataset}"
     config = {"features": cfg.model_dump(), "masks_meta": meta, "masks_dir": str(masks_dir), "source": source}
     fp = digest(cfg.model_dump(exclude=sharded.EXECUTOR_KEYS), meta,
-                             file_digest(masks_dir / "index.parquet"),
+                             file_digest(masks_dir / INDEX_NAME),
                              code_digest("stages.features"))
     jobs = sharded.plan(items, out, PATTERN, cfg.shard_size, config)
     log.info("%s: %s/%s (%d channels) on %s over %d images in %d shards", dataset, cfg.backbone, cfg.layer,
@@ -153,7 +153,7 @@ def run(dataset: str) -> dict[str, Any]:
     executor = None if device.type == "cuda" else cfg  # one GPU: shards run in this process
     rejects, stats = sharded.run(jobs, features_shard, out, fp, executor=executor, source=source,
                                  desc=f"features {dataset}", progress=progress_enabled())
-    write_json(out / "meta.json", {"backbone": cfg.backbone, "layer": cfg.layer, "channels": net.channels,
+    write_json(paths.features_meta(dataset), {"backbone": cfg.backbone, "layer": cfg.layer, "channels": net.channels,
                                    "max_nodes": cfg.max_nodes, "geom_fields": list(graph.GEOM_FIELDS),
                                    "random_init": cfg.weights is None, "image_size": meta["image_size"]})
     counts = sharded.write_counts(out, len(items), rejects, stats, not_segmented=skipped)
@@ -163,5 +163,9 @@ def run(dataset: str) -> dict[str, Any]:
     return counts
 
 
+def main(argv: list[str] | None = None) -> None:
+    run_stage("features", __doc__, run, argv, DATASET)
+
+
 if __name__ == "__main__":
-    run_dataset_stage("features", run)
+    main()

@@ -26,7 +26,7 @@ import torch
 
 from models.downstream import TaskModel
 from stages.common import params, paths
-from stages.common.cli import StageError, progress_enabled, run_task_stage, set_threads, setup_logging
+from stages.common.cli import TASK, StageError, progress_enabled, run_stage, set_threads, setup_logging
 from stages.common.fingerprint import code_digest, digest, file_digest
 from stages.common.model_factory import load_pretrained, optim_groups
 from stages.common.params import ExecutorParams
@@ -37,6 +37,7 @@ from stages.evaluation.vqa_answers import build_vocab
 from stages.jobs.executors import run_jobs
 from stages.training import trainer
 from storage.atomic import write_json
+from storage.shards import INDEX_NAME
 from storage.tables import VE_LABELS
 
 log = logging.getLogger("stages.finetune")
@@ -114,7 +115,7 @@ def finetune_classifier(task: str, dataset: str, variant: str, mcfg: params.Mode
     collate = TaskCollator(train, K, mcfg.max_text_len, vocab, blind)
     fp = digest(fingerprint, variant, extra)
     result = _fit(model, optim_groups(model.parameter_groups(), tp), plan, collate, epochs, fcfg,
-                  paths.finetune_dir(task, dataset) / variant, fp)
+                  paths.finetune_run(task, dataset, variant), fp)
     collate.close()
     return result, meta(task, dataset, mcfg, C, K, n_out=n_out, pool=tp.pool, train_samples=len(train),
                         train_missing=train.missing, **extra)
@@ -136,7 +137,7 @@ def finetune_itr(dataset: str, mcfg: params.ModelParams, fcfg: params.FinetunePa
     collate = PairCollator(train, K, mcfg.max_text_len)
     log.info("itr/%s: %d train images (%d captions without features), ITC + ITM", dataset, len(train), train.missing)
     result = _fit(model, optim_groups(model.parameter_groups(), tp), plan, collate, tp.epochs, fcfg,
-                  paths.finetune_dir("itr", dataset) / "model", fingerprint)
+                  paths.finetune_run("itr", dataset, "model"), fingerprint)
     collate.close()
     return result, meta("itr", dataset, mcfg, C, K, train_images=len(train), train_missing=train.missing)
 
@@ -160,10 +161,10 @@ def run(task: str) -> dict[str, Any]:
         pretrained = paths.pretrained_weights()
         fp = digest(mcfg.model_dump(), tp.model_dump(), fcfg.warmup_ratio, fcfg.grad_clip, fcfg.seed, task, ds,
                     code_digest("stages.finetune"), file_digest(pretrained) if pretrained.is_file() else None,
-                    file_digest(paths.features(ds) / "index.parquet"))
-        jobs += [(ds, v, fp) for v in (("model",) if task == "itr" else ("model", "blind"))]
+                    file_digest(paths.features(ds) / INDEX_NAME))
+        jobs += [(ds, v, fp) for v in (paths.VARIANTS[:1] if task == "itr" else paths.VARIANTS)]
     # DDP ranks (torchrun) run the trainings in turn. Processes are counted in model trainings: a
-    # blind one (text only) takes a few seconds, so it runs after a model, not beside it on a core
+    # blind one (text only, no visual pass) is short, so it runs after a model, not beside it on a core
     # left idle once it ends; fewer processes than workers get the spare threads.
     ddp = int(os.environ.get("WORLD_SIZE", "1")) > 1
     workers = 1 if ddp else max(1, min(fcfg.workers, sum(v == "model" for _, v, _ in jobs)))
@@ -180,12 +181,12 @@ def run(task: str) -> dict[str, Any]:
         out.setdefault(job.dataset, {})[job.variant] = result
         metas[job.dataset] = job_meta
     for ds in tp.datasets:
-        write_json(paths.finetune_dir(task, ds) / paths.TASK_META, metas[ds])
+        write_json(paths.task_meta(task, ds), metas[ds])
     return {ds: out[ds] for ds in tp.datasets}
 
 
 def main(argv: list[str] | None = None) -> None:
-    run_task_stage("finetune", run, paths.TASKS, (trainer.TrainError, CheckpointError), argv)
+    run_stage("finetune", __doc__, run, argv, TASK, (trainer.TrainError, CheckpointError))
 
 
 if __name__ == "__main__":

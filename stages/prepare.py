@@ -12,7 +12,7 @@ import logging
 from pathlib import Path
 
 from stages.common import params, paths
-from stages.common.cli import StageError, progress_enabled, run_dataset_stage
+from stages.common.cli import DATASET, StageError, progress_enabled, run_stage
 from storage import validate
 from storage.adapters import cocoqa, custom, easy_vqa, gqa, karpathy, nlvr2, scenes, snli_ve, vg, vqacp_v2, vqav2
 from storage.adapters.base import Prepared
@@ -90,5 +90,9 @@ def run(dataset: str) -> dict[str, dict[str, int]]:
     return counts
 
 
+def main(argv: list[str] | None = None) -> None:
+    run_stage("prepare", __doc__, run, argv, DATASET)
+
+
 if __name__ == "__main__":
-    run_dataset_stage("prepare", run)
+    main()

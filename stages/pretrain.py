@@ -10,10 +10,8 @@ rates and the energy estimate of the spiking encoder beside its ANN twin.
 """
 from __future__ import annotations
 
-import argparse
 import logging
 import os
-import sys
 from typing import Any
 
 import numpy as np
@@ -23,7 +21,7 @@ from torch import nn
 from models.energy import E_MAC, snn_energy
 from models.gshn import GSHN, PretrainBatch, spiking_share
 from stages.common import params, paths
-from stages.common.cli import EXPECTED, progress_enabled, set_threads, setup_logging
+from stages.common.cli import Option, progress_enabled, run_stage, set_threads
 from stages.common.fingerprint import code_digest, digest, file_digest
 from stages.common.model_factory import build_model, optim_groups
 from stages.common.weights import CheckpointError, load_into
@@ -40,6 +38,7 @@ from stages.data.pairs import (
 from stages.evaluation.metrics import recall_at_k
 from stages.training import trainer
 from storage.atomic import write_json
+from storage.shards import INDEX_NAME
 
 log = logging.getLogger("stages.pretrain")
 
@@ -134,11 +133,11 @@ def run(phase: str) -> dict[str, Any]:
     heldout = heldout.subset(list(range(min(pcfg.heldout, len(heldout)))))
     torch.manual_seed(pcfg.seed)
     model = build_model(mcfg, C, K, n_phase)
-    inputs = [paths.features(ds) / "index.parquet" for ds in pcfg.datasets]
+    inputs = [paths.features(ds) / INDEX_NAME for ds in pcfg.datasets]
     if n_phase == 2:
-        warm = paths.pretrain_dir("warmup") / trainer.WEIGHTS
+        warm = paths.pretrained_weights("warmup")
         load_into(model, warm, f"model preset {mcfg.preset}/{mcfg.size}", "dvc repro pretrain_warmup")
-        batches = paths.DATA / "reorder" / "batches.parquet"
+        batches = paths.reorder_batches()
         groups = read_groups(batches, train)
         inputs += [warm, batches]
 
@@ -156,16 +155,17 @@ def run(phase: str) -> dict[str, Any]:
                 [file_digest(p) if p.is_file() else "missing" for p in inputs])
     out = paths.pretrain_dir(phase)
     log.info("%s: preset %s/%s, %d train images (%d captions without features), objectives %s, %d epochs",
-             paths.PRETRAIN_PHASES[phase], mcfg.preset, mcfg.size, len(train), train.missing, ",".join(model.objectives), ph.epochs)
+             paths.PRETRAIN_PHASES[phase], mcfg.preset, mcfg.size, len(train), train.missing,
+             ",".join(model.objectives), ph.epochs)
+    optim = optim_groups(model.parameter_groups(), ph, snn_frozen=n_phase == 1)
     probe = PairCollator(heldout, K, mcfg.max_text_len)([(i, 0) for i in range(min(pcfg.batch_size, len(heldout)))])
     at_init = model.branch_gradient_norms(probe)
-    metrics = trainer.fit(model, optim_groups(model.parameter_groups(), ph, snn_frozen=n_phase == 1), plan, collate, cfg, out,
-                          progress=progress_enabled(), fingerprint=fp)
+    metrics = trainer.fit(model, optim, plan, collate, cfg, out, progress=progress_enabled(), fingerprint=fp)
     if int(os.environ.get("RANK", "0")) == 0:  # after torchrun, only rank 0 evaluates
         model.cpu()
         report = evaluate(model, PairCollator(heldout, K, mcfg.max_text_len), heldout, pcfg.batch_size)
         report |= gradient_report(at_init, model.train().branch_gradient_norms(probe))
-        write_json(out / "eval.json", report)
+        write_json(paths.pretrain_eval(phase), report)
         log.info("%s: held-out ITC R@1 i2t %.3f t2i %.3f (chance %.3f), ITM acc %.3f", paths.PRETRAIN_PHASES[phase],
                  report["itc_r1_i2t"], report["itc_r1_t2i"], report["itc_r1_chance"], report["itm_acc"])
         metrics |= report
@@ -173,15 +173,8 @@ def run(phase: str) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m stages.pretrain")
-    parser.add_argument("--phase", choices=tuple(paths.PRETRAIN_PHASES), required=True)
-    args = parser.parse_args(argv)
-    setup_logging()
-    try:
-        run(args.phase)
-    except (*EXPECTED, trainer.TrainError, CheckpointError) as e:
-        log.error("%s failed: %s", paths.PRETRAIN_PHASES[args.phase], e)
-        sys.exit(2)
+    phase = Option("phase", "pretraining phase", tuple(paths.PRETRAIN_PHASES), paths.PRETRAIN_PHASES.__getitem__)
+    run_stage("pretrain", __doc__, run, argv, phase, (trainer.TrainError, CheckpointError))
 
 
 if __name__ == "__main__":

@@ -24,8 +24,8 @@ Outputs (data/reorder/, each written atomically):
   scores, share of members recalled by ITM vs filled by ITC, seconds.
 
 Choices
-- Visual tokens are NOT kept for all samples (N x K x d floats: ~11 GB at N=1e5 for the paper
-  width). They are recomputed per chunk of `reorder.batch_size` samples whenever ITM needs an
+- Visual tokens are NOT kept for all samples (N x K x d floats: too many for the papers' datasets at
+  the paper width). They are recomputed per chunk of `reorder.batch_size` samples whenever ITM needs an
   anchor image; chunk boundaries and the spike-coding generator seed per chunk are the same in
   every pass, so recomputed tokens equal those of the embedding pass (bit for bit on CPU). The
   cost is one extra visual-encoder pass, small next to the N x candidates ITM joint passes.
@@ -33,15 +33,13 @@ Choices
 - The SNN runs with reset per sample (batch_as_time off) while embedding: with batch as time a
   sample's tokens would depend on which samples happen to share its embedding chunk.
 - The ITC fill step compares the anchor's image with the texts of all unassigned samples (one
-  matrix-vector product per group that needs filling, <= N/G groups): O(N^2 x 256 / G) at worst,
-  fine for N up to ~1e5 (a few seconds to a minute on CPU).
+  matrix-vector product per group that needs filling, <= N/G groups): O(N^2 x 256 / G) at worst.
 """
 from __future__ import annotations
 
-import argparse
 import logging
-import sys
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -50,7 +48,7 @@ import pyarrow.parquet as pq
 import torch
 
 from stages.common import params, paths
-from stages.common.cli import EXPECTED, StageError, progress_enabled, set_threads, setup_logging
+from stages.common.cli import StageError, progress_enabled, run_stage, set_threads
 from stages.common.device import resolve_device
 from stages.common.model_factory import build_model
 from stages.common.weights import load_into
@@ -63,7 +61,7 @@ from stages.data.grouping import (
     member_scores,
     random_groups,
 )
-from stages.data.pairs import feature_meta, load_samples
+from stages.data.pairs import Samples, feature_meta, load_samples
 from stages.evaluation.itm import Scorer, per_sample_snn, recall
 from storage.atomic import atomic_path, clean_temporaries, write_json
 
@@ -71,18 +69,70 @@ log = logging.getLogger("stages.reorder")
 
 WARM = paths.pretrained_weights("warmup")
 
-# itc(anchor, pool) -> ITC similarity of the anchor's image with the texts of the samples in `pool`.
+
+def train_samples(datasets: list[str]) -> Samples:
+    """The pretraining train samples, refused when fewer than 2 or when an image id repeats."""
+    samples = load_samples(datasets, "train")
+    if len(samples) < 2:
+        raise StageError(f"reorder needs at least 2 train samples in {datasets}, got {len(samples)}")
+    seen: dict[str, str] = {}
+    for image_id, ds in zip(samples.image_ids, samples.datasets):
+        if image_id in seen:
+            raise StageError(f"image id {image_id!r} is in both {seen[image_id]} and {ds}: "
+                             f"batches.parquet names samples by image id, which must be unique")
+        seen[image_id] = ds
+    return samples
 
 
-# ------------------------------------------------------------------------------- pure grouping
+@dataclass
+class Grouping:
+    groups: list[list[int]]        # sample indices, the anchor first
+    rows: list[list[float]]        # ITM score of each member with its group's anchor image
+    missing: list[tuple[int, int]]  # (group, position) scored after grouping: anchors, members filled by ITC
+    img: np.ndarray                # ITC embeddings (N, 256)
+    txt: np.ndarray
 
 
-# --------------------------------------------------------------------------------- the model side
+@torch.inference_mode()
+def group(scorer: Scorer, k: int, G: int, seed: int) -> Grouping:
+    """Embed, recall k candidates per anchor by ITC, re-rank them by ITM, group greedily, then score the
+    (anchor, member) pairs the re-ranking never saw."""
+    with per_sample_snn(scorer.model):
+        img, txt = scorer.embed()
+        cand, _ = recall(img, txt, k)
+        cand_scores = scorer.itm(np.repeat(np.arange(scorer.N), k), cand.ravel(), "reorder ITM").reshape(scorer.N, k)
+        groups = greedy_groups(cand, cand_scores, lambda a, pool: txt[pool] @ img[a], G, seed)
+        rows, missing = member_scores(groups, cand, cand_scores)
+        anchors = np.array([groups[g][0] for g, _ in missing])
+        members = np.array([groups[g][p] for g, p in missing])
+        for (g, p), score in zip(missing, scorer.itm(anchors, members, "reorder ITM (anchors, filled)")):
+            rows[g][p] = float(score)
+    return Grouping(groups, rows, missing, img, txt)
 
 
+def summary(res: Grouping, G: int, k: int, seed: int) -> dict[str, Any]:
+    """metrics.json: group sizes, within-group vs random-group ITC similarity, ITM scores, ITC fill share."""
+    groups, rows, img, txt = res.groups, res.rows, res.img, res.txt
+    sizes = [len(g) for g in groups]
+    rand = random_groups(sizes, len(img), seed)
+    members = [s for r in rows for s in r[1:]]
+    filled = sum(1 for g, p in res.missing if p > 0)
+    return {
+        "samples": len(img),
+        "groups": len(groups),
+        "group_size": G,
+        "group_size_min": min(sizes),
+        "group_size_max": max(sizes),
+        "candidates": k,
+        "within_group_itc": group_similarity(groups, img, txt),
+        "random_group_itc": group_similarity(rand, img, txt),
+        "anchor_itc": anchor_similarity(groups, img, txt),
+        "random_anchor_itc": anchor_similarity(rand, img, txt),
+        "mean_itm_score": float(np.mean(members)) if members else 0.0,
+        "mean_anchor_itm_score": float(np.mean([r[0] for r in rows])),
+        "filled_by_itc": filled / max(len(members), 1),   # share of members not among the anchor's candidates
+    }
 
-
-# ------------------------------------------------------------------------------------- the stage
 
 def run() -> dict[str, Any]:
     t0 = time.perf_counter()
@@ -97,16 +147,8 @@ def run() -> dict[str, Any]:
                          f"of ITM-ranked candidates and fills from ITC neighbours, so ITM decides nothing")
     if not WARM.is_file():
         raise StageError(f"{WARM} not found: run `dvc repro pretrain_warmup` first")
-    samples = load_samples(pre.datasets, "train")
+    samples = train_samples(pre.datasets)
     N = len(samples)
-    if N < 2:
-        raise StageError(f"reorder needs at least 2 train samples in {pre.datasets}, got {N}")
-    seen: dict[str, str] = {}
-    for image_id, ds in zip(samples.image_ids, samples.datasets):
-        if image_id in seen:
-            raise StageError(f"image id {image_id!r} is in both {seen[image_id]} and {ds}: "
-                             f"batches.parquet names samples by image id, which must be unique")
-        seen[image_id] = ds
     C, K = feature_meta(pre.datasets)
     device = resolve_device(pre.device, "pretrain.device")
     k = min(cfg.candidates, N - 1)
@@ -120,70 +162,32 @@ def run() -> dict[str, Any]:
     clean_temporaries(paths.reorder_dir())
     scorer = Scorer(model, samples, K, mcfg.max_text_len, cfg.batch_size, pre.seed, device, progress_enabled())
     try:
-        with torch.inference_mode(), per_sample_snn(model):
-            img, txt = scorer.embed()
-            cand, _ = recall(img, txt, k)
-            cand_scores = scorer.itm(np.repeat(np.arange(N), k), cand.ravel(), "reorder ITM").reshape(N, k)
-            groups = greedy_groups(cand, cand_scores, lambda a, pool: txt[pool] @ img[a], G, pre.seed)
-            rows, missing = member_scores(groups, cand, cand_scores)
-            # anchors' own pairs and members filled by ITC were never ITM-scored against their anchor
-            anchors = np.array([groups[g][0] for g, _ in missing])
-            members = np.array([groups[g][p] for g, p in missing])
-            for (g, p), score in zip(missing, scorer.itm(anchors, members, "reorder ITM (anchors, filled)")):
-                rows[g][p] = float(score)
+        res = group(scorer, k, G, pre.seed)
     finally:
         scorer.close()
 
-    check_partition(groups, N)
+    check_partition(res.groups, N)
     table = pa.Table.from_pydict({
-        "batch_id": [b for b, g in enumerate(groups) for _ in g],
-        "position": [p for g in groups for p in range(len(g))],
-        "sample_id": [samples.image_ids[i] for g in groups for i in g],
-        "itm_score": [s for r in rows for s in r],
+        "batch_id": [b for b, g in enumerate(res.groups) for _ in g],
+        "position": [p for g in res.groups for p in range(len(g))],
+        "sample_id": [samples.image_ids[i] for g in res.groups for i in g],
+        "itm_score": [s for r in res.rows for s in r],
     }, schema=SCHEMA)
     with atomic_path(paths.reorder_batches()) as tmp:
         pq.write_table(table, tmp)
-
-    sizes = [len(g) for g in groups]
-    rand = random_groups(sizes, N, pre.seed)
-    members = [s for r in rows for s in r[1:]]
-    filled = sum(1 for g, p in missing if p > 0)
-    metrics = {
-        "samples": N,
-        "groups": len(groups),
-        "group_size": G,
-        "group_size_min": min(sizes),
-        "group_size_max": max(sizes),
-        "candidates": k,
-        "within_group_itc": group_similarity(groups, img, txt),
-        "random_group_itc": group_similarity(rand, img, txt),
-        "anchor_itc": anchor_similarity(groups, img, txt),
-        "random_anchor_itc": anchor_similarity(rand, img, txt),
-        "mean_itm_score": float(np.mean(members)) if members else 0.0,
-        "mean_anchor_itm_score": float(np.mean([r[0] for r in rows])),
-        "filled_by_itc": filled / max(len(members), 1),   # share of members not among the anchor's candidates
-        "seconds": round(time.perf_counter() - t0, 3),
-    }
-    write_json(paths.reorder_dir() / "metrics.json", metrics)
+    metrics = summary(res, G, k, pre.seed) | {"seconds": round(time.perf_counter() - t0, 3)}
+    write_json(paths.reorder_metrics(), metrics)
     log.info("reorder: %d samples -> %d groups (sizes %d..%d); within-group ITC %.4f vs random groups %.4f "
              "(anchor vs members %.4f vs %.4f); mean ITM score %.4f (anchors' own pairs %.4f); "
-             "%.1f%% filled by ITC; %.1f s", N, len(groups), min(sizes), max(sizes), metrics["within_group_itc"],
-             metrics["random_group_itc"], metrics["anchor_itc"], metrics["random_anchor_itc"],
-             metrics["mean_itm_score"], metrics["mean_anchor_itm_score"], 100 * metrics["filled_by_itc"],
-             metrics["seconds"])
+             "%.1f%% filled by ITC; %.1f s", N, metrics["groups"], metrics["group_size_min"],
+             metrics["group_size_max"], metrics["within_group_itc"], metrics["random_group_itc"],
+             metrics["anchor_itc"], metrics["random_anchor_itc"], metrics["mean_itm_score"],
+             metrics["mean_anchor_itm_score"], 100 * metrics["filled_by_itc"], metrics["seconds"])
     return metrics
 
 
 def main(argv: list[str] | None = None) -> None:
-    """`python -m stages.reorder`: expected errors exit 2 with one clear line."""
-    argparse.ArgumentParser(prog="python -m stages.reorder",
-                            description="group the train pairs into batches of similar samples").parse_args(argv)
-    setup_logging()
-    try:
-        run()
-    except EXPECTED as e:
-        log.error("reorder failed: %s", e)
-        sys.exit(2)
+    run_stage("reorder", __doc__, run, argv)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,6 @@ import base64
 import html
 import json
 import logging
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +21,7 @@ import numpy as np
 import torch
 
 from stages.common import params, paths
-from stages.common.cli import EXPECTED, StageError, set_threads, setup_logging
+from stages.common.cli import StageError, run_stage, set_threads
 from stages.common.model_factory import load_pretrained
 from stages.common.weights import CheckpointError
 from stages.data.pairs import PairCollator, feature_meta, load_samples
@@ -80,8 +79,9 @@ def task_blocks(task: str, per_ds: dict[str, Any], images: Images, n_retrieval: 
         out.append(("p", "counts: " + ", ".join(f"{k} {v}" for k, v in r["counts"].items())))
         if task == "itr":
             head = ["ranking", *[f"{d} R@{k}" for d in ("i2t", "t2i") for k in (1, 5, 10)], "rsum"]
-            out.append(("table", head, [[name, *[f"{r[name][f'{d}_r{k}']:.4f}" for d in ("i2t", "t2i") for k in (1, 5, 10)],
-                                         f"{r[name].get('rsum', 0):.3f}"] for name in ("itm_rerank", "itc", "chance")]))
+            out.append(("table", head, [[name, *[f"{r[name][f'{d}_r{k}']:.4f}" for d in ("i2t", "t2i")
+                                                 for k in (1, 5, 10)], f"{r[name].get('rsum', 0):.3f}"]
+                                        for name in ("itm_rerank", "itc", "chance")]))
             out += retrieval_examples(ds, images, n_retrieval)
         else:
             groups = r.get("per_answer_type") or r.get("per_label") or {}
@@ -90,33 +90,30 @@ def task_blocks(task: str, per_ds: dict[str, Any], images: Images, n_retrieval: 
                           f"{r['prior']:.4f}"]] + [[g, str(v["samples"]), f"{v['model']:.4f}", f"{v['blind']:.4f}",
                                                     f"{v['prior']:.4f}"] for g, v in groups.items()]))
             out += prediction_examples(task, ds, images)
-        curves = {f"{ds} {v}": paths.finetune_dir(task, ds) / v / trainer.LOSSES for v in ("model", "blind")
-                  if (paths.finetune_dir(task, ds) / v / trainer.LOSSES).is_file()}
+        curves = {f"{ds} {v}": paths.finetune_run(task, ds, v) / trainer.LOSSES for v in paths.VARIANTS
+                  if (paths.finetune_run(task, ds, v) / trainer.LOSSES).is_file()}
         if curves:
             out.append(("img", f"loss-{task}-{ds}", fig.loss_curves(curves), f"finetuning losses, {task} on {ds}"))
     return out
 
 
 def prediction_examples(task: str, ds: str, images: Images) -> list[Block]:
-    path = paths.evaluate_dir(task, ds) / "examples.json"
+    path = paths.evaluate_examples(task, ds)
     if not path.is_file():
         return []
     ex = json.loads(path.read_text())[:8]
     if not ex:
         return []
-    titles = []
-    for e in ex:
-        truth = e["truth"] if isinstance(e["truth"], str) else max(set(e["truth"]), key=e["truth"].count)
-        titles.append(f"{e['text'][:40]}\npred {e['prediction']} | true {truth}\nblind {e['blind']}")
+    truths = [e["truth"] if isinstance(e["truth"], str) else max(set(e["truth"]), key=e["truth"].count) for e in ex]
+    titles = [f"{e['text'][:40]}\npred {e['prediction']} | true {t}\nblind {e['blind']}" for e, t in zip(ex, truths)]
     thumbs = [images.get(ds, e["images"][0]) for e in ex]
-    marks = [e["prediction"] == (e["truth"] if isinstance(e["truth"], str) else max(set(e["truth"]), key=e["truth"].count))
-             for e in ex]
+    marks = [e["prediction"] == t for e, t in zip(ex, truths)]
     return [("img", f"examples-{task}-{ds}", fig.thumbnails(thumbs, titles, marks),
              f"{task} examples on {ds} (left image for NLVR2): prediction, majority true answer, blind prediction")]
 
 
 def retrieval_examples(ds: str, images: Images, n: int) -> list[Block]:
-    path = paths.evaluate_dir("itr", ds) / "examples.json"
+    path = paths.evaluate_examples("itr", ds)
     if not path.is_file():
         return []
     ex = json.loads(path.read_text())
@@ -165,7 +162,8 @@ def spike_blocks(mcfg: params.ModelParams, pcfg: params.PretrainParams) -> list[
     B, Kb = real.shape
     rates = {}
     for i, o in enumerate(captured):   # (B*T, K, C) with batch as time, else (T, B*K, C)
-        o = o.reshape(B, -1, Kb, o.shape[-1]) if snn.carries_state else o.reshape(-1, B, Kb, o.shape[-1]).transpose(0, 1)
+        o = o.reshape(B, -1, Kb, o.shape[-1]) if snn.carries_state else \
+            o.reshape(-1, B, Kb, o.shape[-1]).transpose(0, 1)
         rates[f"layer {i}"] = o[real[:, None, :].expand(-1, o.shape[1], -1)].mean(0).numpy()
     sel = out.spikes[:, 0][:, real[0]]                       # (T, nodes of image 0, M)
     steps = sel.permute(1, 0, 2).reshape(-1, sel.shape[-1]).numpy()
@@ -175,7 +173,7 @@ def spike_blocks(mcfg: params.ModelParams, pcfg: params.PretrainParams) -> list[
 
 
 def energy_blocks() -> list[Block]:
-    path = paths.pretrain_dir("main") / "eval.json"
+    path = paths.pretrain_eval("main")
     ev = json.loads(path.read_text()) if path.is_file() else {}
     layers = sorted({k.split("/")[1] for k in ev if k.startswith("energy/layer")})
     if not layers:
@@ -199,7 +197,7 @@ def pretrain_blocks() -> list[Block]:
         out.append(("img", "loss-pretrain", fig.loss_curves(runs, ("loss", "itc", "itm", "mlm", "stl", "stua", "mvm")),
                     "pretraining losses"))
     for p, s in paths.PRETRAIN_PHASES.items():
-        ev = paths.pretrain_dir(p) / "eval.json"
+        ev = paths.pretrain_eval(p)
         if ev.is_file():
             e = json.loads(ev.read_text())
             out.append(("p", f"{s}: held-out ITC R@1 i2t {e['itc_r1_i2t']:.3f}, t2i {e['itc_r1_t2i']:.3f} "
@@ -280,13 +278,8 @@ def run() -> str:
     return summary
 
 
-def main() -> None:
-    setup_logging()
-    try:
-        run()
-    except (*EXPECTED, CheckpointError) as e:
-        log.error("report failed: %s", e)
-        sys.exit(2)
+def main(argv: list[str] | None = None) -> None:
+    run_stage("report", __doc__, run, argv, errors=(CheckpointError,))
 
 
 if __name__ == "__main__":

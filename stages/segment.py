@@ -18,7 +18,7 @@ from PIL import Image
 
 from models import segmenters as seg
 from stages.common import params, paths
-from stages.common.cli import StageError, progress_enabled, run_dataset_stage
+from stages.common.cli import DATASET, StageError, progress_enabled, run_stage
 from stages.common.fingerprint import code_digest, digest, file_digest
 from stages.common.weights import load_weights
 from stages.jobs import sharded
@@ -87,7 +87,8 @@ def _superpixels(image: np.ndarray, cfg: params.SegmentParams, backend: str) -> 
     return seg.slic(image, n_segments=cfg.slic.n_segments, compactness=cfg.slic.compactness)
 
 
-def _at_work_size(image: np.ndarray, work_size: int | None, run: Callable[[np.ndarray], seg.Segmentation]) -> seg.Segmentation:
+def _at_work_size(image: np.ndarray, work_size: int | None,
+                  run: Callable[[np.ndarray], seg.Segmentation]) -> seg.Segmentation:
     """Run a superpixel backend on a reduced copy of the image, then upsample its ids (nearest)."""
     size = image.shape[0]
     if work_size is None or work_size >= size:
@@ -141,7 +142,7 @@ def run(dataset: str) -> dict[str, Any]:
     images = read_table(table_path(src, "images"), "images").to_pylist()
     if not images:
         raise StageError(f"{table_path(src, 'images')} has no images")
-    gt_dir = src / "gt"
+    gt_dir = paths.ground_truth(dataset)
     items = [{"image_id": r["image_id"], "position": i, "path": str(src / r["path"]),
               "gt": str(gt_dir / r["image_id"]) if gt_dir.is_dir() else None} for i, r in enumerate(images)]
     if cfg.backend in ("oracle", "box") and (cfg.backend == "oracle" or cfg.box.source == "oracle") \
@@ -161,12 +162,17 @@ def run(dataset: str) -> dict[str, Any]:
     rejects, stats = sharded.run(jobs, segment_shard, out, fp, executor=cfg, source=source,
                                  desc=f"segment {dataset}", progress=progress_enabled())
     pooling = "box" if cfg.backend == "box" else "mask"
-    write_json(out / "meta.json", {"backend": cfg.backend, "image_size": cfg.image_size, "pooling": pooling})
+    write_json(paths.masks_meta(dataset), {"backend": cfg.backend, "image_size": cfg.image_size, "pooling": pooling})
     counts = sharded.write_counts(out, len(items), rejects, stats)
     log.info("%s: read %d, wrote %d (%.1f segments/image), rejected %d (%s)", dataset, counts["given"],
-             counts["accepted"], counts.get("segments", 0) / max(counts["accepted"], 1), counts["rejected"], rejects.summary())
+             counts["accepted"], counts.get("segments", 0) / max(counts["accepted"], 1), counts["rejected"],
+             rejects.summary())
     return counts
 
 
+def main(argv: list[str] | None = None) -> None:
+    run_stage("segment", __doc__, run, argv, DATASET)
+
+
 if __name__ == "__main__":
-    run_dataset_stage("segment", run)
+    main()

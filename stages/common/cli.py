@@ -6,9 +6,11 @@ import logging
 import os
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from models.backbone import BackboneError
 from stages.common.params import ParamsError
+from stages.common.paths import TASKS
 from storage.adapters.base import DatasetError
 from storage.maskcodec import MaskCodecError
 from storage.shards import ShardError
@@ -32,9 +34,8 @@ def setup_logging() -> None:
 
 
 def set_threads(n: int | None) -> None:
-    """CPU intra-op threads; null keeps torch's default (all cores). Tiny-size steps on an idle
-    2-core machine: 2 threads 1.4x faster than 1; but 8-12x slower than 1 when another process
-    keeps a core busy (thread hand-offs wait for it), so parallel workers get 1 thread each."""
+    """CPU intra-op threads; null keeps torch's default (all cores). Parallel workers get 1 thread each:
+    on a shared machine thread hand-offs wait for busy cores (README "Interruption, resumption, parallelism")."""
     if n is not None:
         import torch
         torch.set_num_threads(n)
@@ -45,28 +46,33 @@ def progress_enabled() -> bool:
     return os.environ.get("PROGRESS", "1") != "0"
 
 
-def run_dataset_stage(name: str, fn: Callable[[str], None], argv: list[str] | None = None) -> None:
-    """`python -m stages.<name> --dataset D`: run fn(D); expected errors exit 2 with one clear line."""
-    parser = argparse.ArgumentParser(prog=f"python -m stages.{name}")
-    parser.add_argument("--dataset", required=True, help="dataset name from params.yaml `datasets`")
-    args = parser.parse_args(argv)
-    setup_logging()
-    try:
-        fn(args.dataset)
-    except EXPECTED as e:
-        log.error("%s failed: %s", name, e)
-        sys.exit(2)
+@dataclass(frozen=True)
+class Option:
+    """The one required option of a stage command, e.g. `--dataset scenes`."""
+    name: str
+    help: str
+    choices: tuple[str, ...] | None = None
+    stage: Callable[[str], str] | None = None   # the DVC stage a value runs; None: `<name>@<value>`
 
 
-def run_task_stage(name: str, fn: Callable[[str], object], tasks: tuple[str, ...],
-                   errors: tuple[type[BaseException], ...] = (), argv: list[str] | None = None) -> None:
-    """`python -m stages.<name> --task T`: run fn(T); expected errors (and `errors`) exit 2 with one line."""
-    parser = argparse.ArgumentParser(prog=f"python -m stages.{name}")
-    parser.add_argument("--task", choices=tasks, required=True)
+DATASET = Option("dataset", "dataset name from params.yaml `datasets`")
+TASK = Option("task", "downstream task", TASKS)
+
+
+def run_stage(name: str, doc: str | None, fn: Callable[..., object], argv: list[str] | None = None,
+              option: Option | None = None, errors: tuple[type[BaseException], ...] = ()) -> None:
+    """`python -m stages.<name> [--<option> VALUE]`: runs fn() or fn(VALUE) with logging set up. An expected
+    error (EXPECTED or `errors`) logs one line `<DVC stage> failed: <error>` and exits 2; `--help` shows the
+    first line of the stage module's docstring `doc`."""
+    parser = argparse.ArgumentParser(prog=f"python -m stages.{name}", description=(doc or "").strip().split("\n")[0])
+    if option is not None:
+        parser.add_argument(f"--{option.name}", required=True, choices=option.choices, help=option.help)
     args = parser.parse_args(argv)
+    value = getattr(args, option.name) if option is not None else None
+    stage = name if option is None else (option.stage or (lambda v: f"{name}@{v}"))(value)
     setup_logging()
     try:
-        fn(args.task)
+        fn() if option is None else fn(value)
     except (*EXPECTED, *errors) as e:
-        log.error("%s@%s failed: %s", name, args.task, e)
+        log.error("%s failed: %s", stage, e)
         sys.exit(2)

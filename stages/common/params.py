@@ -11,6 +11,9 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from stages.common import paths
+from stages.common.paths import TASKS
+
 PARAMS_FILE = Path("params.yaml")
 DATASETS = ("scenes", "easy_vqa", "custom", "coco", "flickr30k", "vg", "vqav2", "vqacp_v2", "gqa", "cocoqa",
             "snli_ve", "nlvr2")
@@ -32,7 +35,7 @@ class ScenesParams(Section):
     captions_per_image: int = Field(5, ge=1, le=20)
     questions_per_image: int = Field(6, ge=0, le=50)
     ve_per_image: int = Field(3, ge=0, le=50)
-    nlvr2_per_image: float = Field(1.0, ge=0.0, le=10.0)
+    nlvr2_per_image: float = Field(2.0, ge=0.0, le=10.0)
     max_things: int = Field(5, ge=1, le=10)
 
     @model_validator(mode="after")
@@ -200,7 +203,7 @@ class EdgeParams(Section):
 class FeaturesParams(ExecutorParams):
     backbone: Literal["resnet18", "resnet34", "resnet50", "resnet101", "resnet152"] = "resnet18"
     layer: Literal["layer2", "layer3", "layer4"] = "layer3"
-    weights: str | None = "data/backbone/resnet18.pt"   # the `backbone` stage's output; null = seeded random init
+    weights: str | None = str(paths.backbone_weights("resnet18"))   # the `backbone` stage's output; null = random init
     seed: int = 0
     max_nodes: int = Field(36, ge=1, le=1024)
     batch_size: int = Field(64, ge=1, le=4096)
@@ -227,9 +230,9 @@ class AugmentParams(Section):
 class BackboneParams(Section):
     """Trains features.backbone up to features.layer on a dataset's ground-truth segments (scenes)."""
     dataset: Literal[DATASETS] = "scenes"              # needs ground-truth segments: data/prepared/<dataset>/gt/
-    epochs: int = Field(4, ge=1, le=1000)              # ~2.4 min on 2 CPU cores (README)
+    epochs: int = Field(4, ge=1, le=1000)              # run time and probe accuracy per epoch count: README
     # trained from this stage of the trunk on; earlier ones keep their seeded weights (their batch-norm
-    # statistics still adapt): a step from layer2 is ~1.3x faster on CPU than from conv1
+    # statistics still adapt): fewer trained layers make a step cheaper
     train_from: Literal["conv1", "layer1", "layer2", "layer3", "layer4"] = "layer2"
     batch_size: int = Field(32, ge=2, le=4096)
     max_images: int | None = Field(None, ge=1)         # train images used (the first N); null = all
@@ -256,19 +259,24 @@ class ModelParams(Section):
     max_text_len: int = Field(40, ge=8, le=512)
 
 
-class PhaseParams(Section):
-    epochs: int = Field(1, ge=0, le=1000)
-    lr: float = Field(1e-4, gt=0)                      # AdamW: transformer, GAT, heads
-    snn_lr: float = Field(1e-2, gt=0)                  # SGD momentum 0.9: the SNN (phase 2)
+class OptimParams(Section):
+    """The papers' optimisers (stages.common.model_factory.optim_groups)."""
+    lr: float = Field(1e-3, gt=0)                      # AdamW: transformer, GAT, heads
+    snn_lr: float = Field(1e-2, gt=0)                  # SGD momentum 0.9: the SNN
     weight_decay: float = Field(1e-2, ge=0)
     snn_weight_decay: float = Field(5e-4, ge=0)
+
+
+class PhaseParams(OptimParams):
+    epochs: int = Field(ge=0, le=1000)                 # no default: each phase sets its own
+    lr: float = Field(3e-4, gt=0)
 
 
 class PretrainParams(Section):
     datasets: list[Literal["scenes", "custom", "coco", "flickr30k", "vg"]] = ["scenes"]   # datasets with captions
     batch_size: int = Field(32, ge=2, le=4096)
-    warmup: PhaseParams = PhaseParams(epochs=2, lr=3e-4)
-    main: PhaseParams = PhaseParams(epochs=2, lr=3e-4)
+    warmup: PhaseParams = PhaseParams(epochs=1)
+    main: PhaseParams = PhaseParams(epochs=2)
     warmup_ratio: float = Field(0.1, ge=0.0, lt=1.0)
     grad_clip: float | None = Field(1.0, gt=0)
     heldout: int = Field(256, ge=2)                    # val pairs for the ITC R@1 metric
@@ -280,21 +288,19 @@ class PretrainParams(Section):
 
 class ReorderParams(Section):
     retrieve_number: int | None = Field(None, ge=2)    # group size; null = pretrain.batch_size
-    candidates: int = Field(16, ge=2, le=4096)         # recalled by ITC (faiss) before ITM re-ranking
+    candidates: int = Field(8, ge=2, le=4096)          # recalled by ITC (faiss) before ITM re-ranking
     batch_size: int = Field(128, ge=1)                 # embedding / ITM scoring batch
 
 
 # ---- downstream: finetune, evaluate, report ----------------------------------------------
-class TaskParams(Section):
+class TaskParams(OptimParams):
+    """One downstream task. Its optimiser settings (OptimParams' keys) are finetune.optim's unless it sets
+    its own (FinetuneParams fills them in)."""
     datasets: list[str] = ["scenes"]
     epochs: int = Field(2, ge=1, le=1000)
-    lr: float = Field(1e-4, gt=0)                      # AdamW: transformer, GAT, head
-    snn_lr: float = Field(1e-2, gt=0)                  # SGD momentum 0.9: the SNN
-    weight_decay: float = Field(1e-2, ge=0)
-    snn_weight_decay: float = Field(5e-4, ge=0)
     batch_size: int = Field(64, ge=2, le=4096)         # samples per step (all samples of an image together)
     max_samples: int | None = Field(None, ge=2)        # per epoch (a CPU budget); null = the whole split
-    blind_epochs: int = Field(2, ge=1, le=1000)        # the text-only baseline (not for itr)
+    blind_epochs: int = Field(1, ge=1, le=1000)        # the text-only baseline (not for itr)
     pool: Literal["joint", "text", "product"] = "product"   # head input (models/downstream.py)
 
     @model_validator(mode="after")
@@ -307,32 +313,65 @@ class TaskParams(Section):
 
 class VqaTaskParams(TaskParams):
     datasets: list[str] = ["scenes", "easy_vqa"]
+    max_samples: int | None = Field(32000, ge=2)
     min_answer_count: int = Field(1, ge=1)             # answers of fewer train questions leave the vocabulary
 
 
+class VeTaskParams(TaskParams):
+    max_samples: int | None = Field(4000, ge=2)
+
+
+class Nlvr2TaskParams(TaskParams):
+    epochs: int = Field(1, ge=1, le=1000)
+    batch_size: int = Field(32, ge=2, le=4096)
+    max_samples: int | None = Field(2000, ge=2)
+
+
+class ItrTaskParams(TaskParams):
+    epochs: int = Field(1, ge=1, le=1000)
+    batch_size: int = Field(32, ge=2, le=4096)
+    max_samples: int | None = Field(1280, ge=2)
+
+
 class FinetuneParams(Section):
+    optim: OptimParams = OptimParams()                 # every task's, unless the task sets its own
     vqa: VqaTaskParams = VqaTaskParams()
-    ve: TaskParams = TaskParams()
-    nlvr2: TaskParams = TaskParams()
-    itr: TaskParams = TaskParams()
+    ve: VeTaskParams = VeTaskParams()
+    nlvr2: Nlvr2TaskParams = Nlvr2TaskParams()
+    itr: ItrTaskParams = ItrTaskParams()
     warmup_ratio: float = Field(0.1, ge=0.0, lt=1.0)
     grad_clip: float | None = Field(1.0, gt=0)
     seed: int = 0
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    threads: int | None = Field(1, ge=1, le=256)       # CPU intra-op threads per process (fewer processes share the spare ones); null = torch's default
-    workers: int = Field(2, ge=1, le=64)               # processes, at most one per model training (blinds run after); results never depend on it
+    # CPU intra-op threads per process (fewer processes share the spare ones); null = torch's default
+    threads: int | None = Field(1, ge=1, le=256)
+    # processes, at most one per model training (blinds run after); results never depend on it
+    workers: int = Field(2, ge=1, le=64)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shared_optim(cls, raw: Any) -> Any:
+        """Each task's lr, snn_lr, weight_decay and snn_weight_decay default to finetune.optim's."""
+        if not isinstance(raw, dict) or not isinstance(raw.get("optim", {}), dict):
+            return raw                                 # field validation names what is wrong
+        try:
+            shared = OptimParams.model_validate(raw.get("optim", {})).model_dump()
+        except ValidationError:
+            return raw
+        tasks = {t: shared | own for t in TASKS if isinstance(own := raw.get(t, {}), dict)}
+        return raw | tasks
 
 
 class EvaluateParams(Section):
     batch_size: int = Field(256, ge=1)
     threads: int | None = Field(None, ge=1, le=256)    # CPU intra-op threads (report too); null = torch's default
-    itr_candidates: int = Field(16, ge=10, le=1024)    # ITC top-k re-ranked by ITM (>= 10 for R@10)
+    itr_candidates: int = Field(10, ge=10, le=1024)    # ITC top-k re-ranked by ITM (>= 10 for R@10)
     examples: int = Field(8, ge=0, le=100)             # predictions kept for the report
 
 
 class ReportParams(Section):
     overlays: int = Field(6, ge=0, le=50)              # segment overlays per dataset
-    retrieval_examples: int = Field(4, ge=0, le=20)
+    retrieval_examples: int = Field(3, ge=0, le=20)
 
 
 # ---- orchestration (flows/; no DVC stage reads this section) -----------------------------
@@ -399,11 +438,25 @@ def load(section: str, path: Path = PARAMS_FILE) -> Any:
     return validate(section, read_yaml(path).get(section))
 
 
-def datasets(path: Path = PARAMS_FILE) -> list[str]:
-    ds = read_yaml(path).get("datasets", [])
+def check_datasets(ds: Any) -> list[str]:
+    """params.yaml's `datasets`: a list of known dataset names."""
     if not isinstance(ds, list) or not all(isinstance(d, str) for d in ds):
         raise ParamsError("params.yaml: datasets must be a list of names")
     bad = [d for d in ds if d not in DATASETS]
     if bad:
         raise ParamsError(f"params.yaml: datasets: unknown {bad}; allowed: {list(DATASETS)}")
     return ds
+
+
+def datasets(path: Path = PARAMS_FILE) -> list[str]:
+    return check_datasets(read_yaml(path).get("datasets", []))
+
+
+def validate_all(data: dict[str, Any]) -> None:
+    """Validate a whole params mapping: top-level keys, `datasets` and every section."""
+    unknown = set(data) - TOP_LEVEL
+    if unknown:
+        raise ParamsError(f"params.yaml: unknown top-level keys {sorted(unknown)}; allowed: {sorted(TOP_LEVEL)}")
+    check_datasets(data.get("datasets", []))
+    for section in SECTIONS:
+        validate(section, data.get(section))

@@ -8,19 +8,32 @@ DATA = Path("data")
 WEIGHTS = "model.pt"               # a training's final weights-only state dict, inside its folder
 TASKS = ("vqa", "ve", "nlvr2", "itr")
 PRETRAIN_PHASES = {"warmup": "pretrain_warmup", "main": "pretrain"}   # --phase -> stage name
-TASK_META = "meta.json"            # what a task's finetuned model was built from (per dataset)
+VARIANTS = ("model", "blind")      # a classification task's model and its text-only baseline (itr: model only)
 
 
 def prepared(dataset: str) -> Path:
     return DATA / "prepared" / dataset
 
 
+def ground_truth(dataset: str) -> Path:
+    """Ground-truth segments of a prepared dataset (<image_id>.png + .json), where it has them (scenes)."""
+    return prepared(dataset) / "gt"
+
+
 def masks(dataset: str) -> Path:
     return DATA / "masks" / dataset
 
 
+def masks_meta(dataset: str) -> Path:
+    return masks(dataset) / "meta.json"
+
+
 def features(dataset: str) -> Path:
     return DATA / "features" / dataset
+
+
+def features_meta(dataset: str) -> Path:
+    return features(dataset) / "meta.json"
 
 
 def backbone_dir() -> Path:
@@ -29,6 +42,15 @@ def backbone_dir() -> Path:
 
 def backbone_weights(arch: str) -> Path:
     return backbone_dir() / f"{arch}.pt"
+
+
+def backbone_train_dir() -> Path:
+    """The backbone's training run (stages.training.trainer output: the trunk with its heads)."""
+    return backbone_dir() / "train"
+
+
+def backbone_metrics() -> Path:
+    return backbone_dir() / "metrics.json"
 
 
 def pretrain_dir(phase: str) -> Path:
@@ -40,6 +62,10 @@ def pretrained_weights(phase: str = "main") -> Path:
     return pretrain_dir(phase) / WEIGHTS
 
 
+def pretrain_eval(phase: str) -> Path:
+    return pretrain_dir(phase) / "eval.json"
+
+
 def reorder_dir() -> Path:
     return DATA / "reorder"
 
@@ -48,13 +74,32 @@ def reorder_batches() -> Path:
     return reorder_dir() / "batches.parquet"
 
 
+def reorder_metrics() -> Path:
+    return reorder_dir() / "metrics.json"
+
+
 def finetune_dir(task: str, dataset: str | None = None) -> Path:
     root = DATA / "finetune" / task
     return root if dataset is None else root / dataset
 
 
+def finetune_run(task: str, dataset: str, variant: str) -> Path:
+    """One finetuning (stages.training.trainer output): a dataset's `model` or its `blind` baseline."""
+    return finetune_dir(task, dataset) / variant
+
+
+def task_meta(task: str, dataset: str) -> Path:
+    """What a task's finetuned models were built from (preset, feature shape, answers or labels)."""
+    return finetune_dir(task, dataset) / "meta.json"
+
+
 def evaluate_dir(task: str, dataset: str) -> Path:
     return DATA / "evaluate" / task / dataset
+
+
+def evaluate_examples(task: str, dataset: str) -> Path:
+    """A few predictions (retrieval: rankings) kept for the report."""
+    return evaluate_dir(task, dataset) / "examples.json"
 
 
 def task_metrics(task: str) -> Path:

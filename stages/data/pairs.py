@@ -66,7 +66,7 @@ def feature_meta(datasets: list[str]) -> tuple[int, int]:
     """(channels C, node slots K) of the node features; all datasets must agree."""
     metas = []
     for ds in datasets:
-        path = paths.features(ds) / "meta.json"
+        path = paths.features_meta(ds)
         if not path.is_file():
             raise StageError(f"{path} not found: run `dvc repro features@{ds}` first")
         metas.append(json.loads(path.read_text()))

@@ -57,7 +57,8 @@ def load_task(task: str, dataset: str, split: str, labelled: bool = True) -> Tas
         raise StageError(f"unknown task {task!r}; known: {sorted(TABLE)}")
     path = table_path(paths.prepared(dataset), TABLE[task])
     if not path.is_file():
-        raise StageError(f"{path} not found: dataset {dataset!r} has no {task} table (run `dvc repro prepare@{dataset}`)")
+        raise StageError(f"{path} not found: dataset {dataset!r} has no {task} table "
+                         f"(run `dvc repro prepare@{dataset}`)")
     with ShardReader(paths.features(dataset)) as shards:
         have = set(shards.ids)
     out = TaskData(task, dataset, split)

@@ -16,7 +16,6 @@ from stages.data.pairs import PairCollator, Samples
 
 
 @contextlib.contextmanager
-
 def per_sample_snn(model: GSHN) -> Iterator[None]:
     """Run the SNN from a reset state for every sample (no state shared across an embedding chunk)."""
     snns = [b.snn for b in model.visual.spiking_branches()]
@@ -28,7 +27,6 @@ def per_sample_snn(model: GSHN) -> Iterator[None]:
     finally:
         for s, b in zip(snns, before):
             s.batch_as_time = b
-
 
 
 class Scorer:
@@ -86,12 +84,23 @@ class Scorer:
                 for s in range(0, len(part), self.bs):
                     p = part[s: s + self.bs]
                     local = torch.as_tensor(image[p] - chunk * self.bs, device=self.device)
-                    ids, tmask = self._text(text[p])
-                    logits = self.model.itm_logits(ids, tmask, V[local], nmask[local])
-                    out[p] = torch.softmax(logits.float(), -1)[:, 1].cpu().numpy()
+                    rows = torch.as_tensor(text[p])
+                    ids, tmask = self.ids[rows].to(self.device), self.mask[rows].to(self.device)
+                    # all K node slots: reorder's scores were computed so (the cut changes float rounding)
+                    prob = itm_probability(self.model, ids, tmask, V[local], nmask[local], cut_nodes=False)
+                    out[p] = prob.cpu().numpy()
                     bar.update(len(p))
         return out
 
+
+def itm_probability(model: GSHN, text_ids: torch.Tensor, text_mask: torch.Tensor, tokens: torch.Tensor,
+                    node_mask: torch.Tensor, cut_nodes: bool = True) -> torch.Tensor:
+    """ITM match probability of each row's text with its visual tokens. Padding that every row shares is
+    cut first: text always, node slots unless `cut_nodes` is off (real tokens come first in both)."""
+    n = int(text_mask.sum(1).max())
+    k = int(node_mask.sum(1).max()) if cut_nodes else node_mask.shape[1]
+    logits = model.itm_logits(text_ids[:, :n], text_mask[:, :n], tokens[:, :k], node_mask[:, :k])
+    return torch.softmax(logits.float(), -1)[:, 1]
 
 
 def recall(img: np.ndarray, txt: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -105,7 +114,7 @@ def recall(img: np.ndarray, txt: np.ndarray, k: int) -> tuple[np.ndarray, np.nda
         raise ValueError(f"k={k} must be in 1..{N - 1}")
     index = faiss.IndexFlatIP(txt.shape[1])
     index.add(txt)
-    D, I = index.search(img, k + 1)
-    keep = I != np.arange(N)[:, None]
+    sims, ids = index.search(img, k + 1)
+    keep = ids != np.arange(N)[:, None]
     keep[keep.all(1), -1] = False        # the anchor was not in its own top k+1: drop the (k+1)-th
-    return I[keep].reshape(N, k).astype(np.int64), D[keep].reshape(N, k)
+    return ids[keep].reshape(N, k).astype(np.int64), sims[keep].reshape(N, k)

@@ -25,6 +25,7 @@ from stages.jobs.executors import run_jobs
 from storage.atomic import clean_temporaries, write_json
 from storage.rejects import Rejects
 from storage.shards import write_index
+from storage.tables import table_path
 
 log = logging.getLogger(__name__)
 FINGERPRINT = "fingerprint.json"
@@ -115,6 +116,6 @@ def write_counts(out: Path, given: int, rejects: Rejects, stats: dict[str, int],
     counts |= {k: v for k, v in stats.items() if k != "images"} | extra
     if counts["given"] != counts["accepted"] + counts["rejected"]:
         raise AssertionError(f"{rejects.source}: counts do not reconcile: {counts}")
-    rejects.write(out / "rejects.parquet")
+    rejects.write(table_path(out, "rejects"))
     write_json(out / "counts.json", counts)
     return counts

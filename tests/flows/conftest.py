@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -51,13 +52,16 @@ def changed(root: Path, targets: tuple[str, ...] = (TARGET,)) -> set[str]:
 
 @pytest.fixture(scope="session")
 def prefect_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A real `prefect server` on a free loopback port (the first start takes 10-20 s); its API URL."""
+    """A real `prefect server` on a free loopback port (its first start is slow); its API URL."""
     from prefect.settings import PREFECT_API_URL, PREFECT_HOME, temporary_settings
 
-    from flows.server import free_port, prefect_server
+    from flows.server import HOST, prefect_server
 
+    with socket.socket() as s:        # a port the OS has just given out is free
+        s.bind((HOST, 0))
+        port = s.getsockname()[1]
     home = tmp_path_factory.mktemp("prefect-home")
-    with prefect_server(free_port(), home) as api, temporary_settings({PREFECT_API_URL: api, PREFECT_HOME: home}):
+    with prefect_server(port, home) as api, temporary_settings({PREFECT_API_URL: api, PREFECT_HOME: home}):
         yield api
 
 

@@ -77,7 +77,7 @@ def test_augmented_batch_keeps_targets_consistent(workspace, one_thread):
     root = paths.prepared("scenes")
     rows = [r for r in backbone.read_table(backbone.table_path(root, "images"), "images").to_pylist()
             if r["split"] == "train"][:8]
-    data = backbone.load_split(root, rows)
+    data = backbone.load_split("scenes", rows)
     collate = backbone.Collator(data, 16, params.load("backbone").augment)
     torch.manual_seed(0)
     a = collate(list(range(8)))

@@ -175,3 +175,26 @@ def test_cli_exits_2_with_one_line(workspace, caplog):
     assert exit_info.value.code == 2
     errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
     assert len(errors) == 1 and errors[0].startswith("reorder failed:") and "dvc repro pretrain_warmup" in errors[0]
+
+
+# ------------------------------------------------------------------------- the shared ITM score
+
+def test_itm_probability_cuts_shared_padding_only():
+    """One ITM scorer for reorder and retrieval: padding every row shares is cut (text; node slots unless
+    cut_nodes is off), and what lies in padded slots never matters."""
+    torch.manual_seed(0)
+    model = build_model(params.ModelParams(), 8, 12, 2).eval()
+    d = model.transformer.cfg.d
+    tokens, ids = torch.randn(5, 12, d), torch.randint(1000, 2000, (5, 40))
+    node_mask = torch.arange(12)[None] < torch.tensor([3, 7, 5, 2, 6])[:, None]
+    text_mask = (torch.arange(40)[None] < torch.tensor([6, 9, 4, 8, 5])[:, None]).long()
+    with torch.inference_mode():
+        cut = itm.itm_probability(model, ids, text_mask, tokens, node_mask)
+        full = itm.itm_probability(model, ids, text_mask, tokens, node_mask, cut_nodes=False)
+        direct = model.itm_logits(ids[:, :9], text_mask[:, :9], tokens[:, :7], node_mask[:, :7]).softmax(-1)[:, 1]
+        uncut = model.itm_logits(ids[:, :9], text_mask[:, :9], tokens, node_mask).softmax(-1)[:, 1]
+        noisy = itm.itm_probability(model, torch.where(text_mask.bool(), ids, 1500), text_mask,
+                                    torch.where(node_mask[..., None], tokens, 9.0), node_mask)
+    assert torch.equal(cut, direct) and torch.equal(full, uncut)
+    assert torch.allclose(cut, full, atol=1e-6) and torch.allclose(cut, noisy, atol=1e-6)
+    assert cut.shape == (5,) and ((cut > 0) & (cut < 1)).all() and cut.std() > 0

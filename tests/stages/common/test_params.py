@@ -1,9 +1,12 @@
+import copy
+import functools
 from pathlib import Path
 
 import pytest
 import yaml
+from pydantic import BaseModel
 
-from stages.common import params
+from stages.common import params, paths
 
 REPO_PARAMS = Path(__file__).resolve().parents[3] / "params.yaml"
 
@@ -46,3 +49,79 @@ def test_unknown_dataset(tmp_path):
     p.write_text(yaml.safe_dump({"datasets": ["scenes", "imagenet"]}))
     with pytest.raises(params.ParamsError, match="unknown \\['imagenet'\\]"):
         params.datasets(p)
+
+
+
+def _fields(model: BaseModel, prefix: tuple[str, ...] = ()) -> dict[tuple[str, ...], object]:
+    """Key path -> value of every schema leaf (a nested section is descended into; a dict value is a leaf)."""
+    out = {}
+    for name in type(model).model_fields:
+        value = getattr(model, name)
+        if isinstance(value, BaseModel):
+            out |= _fields(value, (*prefix, name))
+        else:
+            out[(*prefix, name)] = value
+    return out
+
+
+def _given(raw: dict, path: tuple[str, ...]) -> bool:
+    for key in path:
+        if not isinstance(raw, dict) or key not in raw:
+            return False
+        raw = raw[key]
+    return True
+
+
+def _without(raw: dict, path: tuple[str, ...]) -> dict:
+    out = copy.deepcopy(raw)
+    node = out
+    for key in path[:-1]:
+        node = node[key]
+    del node[path[-1]]
+    return out
+
+
+OPTIM = tuple(params.OptimParams.model_fields)
+
+
+def _expected(section: str, full: dict[tuple[str, ...], object], path: tuple[str, ...]) -> object:
+    """params.yaml's value at `path`; a task's optimiser key takes finetune.optim's when the task has none."""
+    shared = section == "finetune" and path[0] in paths.TASKS and path[-1] in OPTIM
+    return full[("optim", path[-1])] if shared else full[path]
+
+
+def test_schema_defaults_equal_params_yaml():
+    """Leaving a value (or a whole section) out of params.yaml gives what params.yaml gives: the schema holds no
+    second default. A task's optimiser key left out is finetune.optim's."""
+    raw = params.read_yaml(REPO_PARAMS)
+    differ, tried = [], 0
+    for section in params.SECTIONS:
+        sec = raw.get(section) or {}
+        full = _fields(params.validate(section, sec))
+        expected = functools.partial(_expected, section, full)
+        for path in [p for p in full if _given(sec, p)]:
+            tried += 1
+            try:
+                got = _fields(params.validate(section, _without(sec, path)))[path]
+            except params.ParamsError as e:         # no default: params.yaml must set it
+                assert f"{section}.{'.'.join(path)}: Field required" in str(e)
+                continue
+            if got != expected(path) or isinstance(got, bool) != isinstance(expected(path), bool):
+                differ.append(f"{section}.{'.'.join(path)}: schema {got!r}, params.yaml {expected(path)!r}")
+        differ += [f"{section} left out: {'.'.join(p)} {v!r}, params.yaml {expected(p)!r}"
+                   for p, v in _fields(params.SECTIONS[section]()).items() if v != expected(p)]
+    assert tried > 150 and not differ, "\n".join(differ)
+
+
+def test_tasks_share_finetune_optim_unless_they_set_their_own(tmp_path):
+    cfg = params.load("finetune", REPO_PARAMS)
+    assert cfg.itr.lr != cfg.optim.lr                  # itr sets its own lr in params.yaml
+    raw = params.read_yaml(REPO_PARAMS)
+    raw["finetune"]["optim"] |= {"lr": 2e-3, "snn_weight_decay": 1e-3}
+    raw["finetune"]["vqa"]["snn_weight_decay"] = 7e-4
+    changed = _load(tmp_path, raw, "finetune")
+    assert [changed.vqa.lr, changed.ve.lr, changed.nlvr2.lr, changed.itr.lr] == [2e-3, 2e-3, 2e-3, cfg.itr.lr]
+    assert [changed.vqa.snn_weight_decay, changed.ve.snn_weight_decay] == [7e-4, 1e-3]
+    raw["finetune"]["optim"]["lr"] = -1.0
+    with pytest.raises(params.ParamsError, match="finetune.optim.lr: Input should be greater than 0"):
+        _load(tmp_path, raw, "finetune")

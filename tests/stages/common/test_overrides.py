@@ -1,10 +1,11 @@
-"""Stage-rerun overrides: validated by the params schema, written into params.yaml with its comments kept."""
+"""The one params.yaml overrides writer (overlay --apply, the `stage` flow): validated, comments kept."""
 import difflib
 import shutil
 
 import pytest
+import yaml
 
-from flows.overrides import apply_overrides, parse_assignment
+from stages.common.overrides import parse_assignment, write_overrides
 from stages.common.params import ParamsError
 from tests.conftest import REPO
 
@@ -17,7 +18,7 @@ def params_file(tmp_path):
 
 def test_only_the_set_values_change(params_file):
     before = params_file.read_text().splitlines()
-    apply_overrides(params_file, {"features.max_nodes": 24, "segment.felzenszwalb.scale": 50.0})
+    write_overrides(params_file, {"features.max_nodes": 24, "segment.felzenszwalb.scale": 50.0})
     after = params_file.read_text().splitlines()
     changed = [line for line in difflib.unified_diff(before, after, lineterm="", n=0)
                if line[:1] in "+-" and line[:3] not in ("+++", "---")]
@@ -29,14 +30,14 @@ def test_only_the_set_values_change(params_file):
 @pytest.mark.parametrize("overrides,message", [
     ({"features.max_nodes": 0}, "features.max_nodes: Input should be greater than or equal to 1"),
     ({"features.bogus": 1}, "features.bogus: Extra inputs are not permitted"),
-    ({"nosuch.key": 1}, "override 'nosuch.key': expected <section>.<key> with a section of prepare, segment"),
-    ({"features": 1}, "override 'features': expected <section>.<key>"),
+    ({"nosuch.key": 1}, "override 'nosuch.key': expected datasets or <section>.<key> with a section of prepare"),
+    ({"features": 1}, "override 'features': expected datasets or <section>.<key>"),
     ({"features.max_nodes.deeper": 1}, "max_nodes is not a mapping"),
 ])
 def test_invalid_overrides_write_nothing(params_file, overrides, message):
     before = params_file.read_bytes()
     with pytest.raises(ParamsError, match=message):
-        apply_overrides(params_file, overrides)
+        write_overrides(params_file, overrides)
     assert params_file.read_bytes() == before
 
 
@@ -46,3 +47,12 @@ def test_parse_assignment():
     assert parse_assignment(" segment.backend = slic") == ("segment.backend", "slic")
     with pytest.raises(ParamsError, match="is not KEY=VALUE"):
         parse_assignment("features.max_nodes")
+
+
+def test_datasets_and_the_whole_file_are_checked(params_file):
+    write_overrides(params_file, {"datasets": ["scenes"]})
+    assert yaml.safe_load(params_file.read_text())["datasets"] == ["scenes"]
+    before = params_file.read_bytes()
+    with pytest.raises(ParamsError, match="unknown \\['imagenet'\\]"):
+        write_overrides(params_file, {"datasets": ["imagenet"]})
+    assert params_file.read_bytes() == before
