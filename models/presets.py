@@ -34,7 +34,8 @@ PRESETS: dict[str, Preset] = {
     "cl": Preset(phase2=("itc", "itm", "mlm")),
 }
 
-# Widths: `tiny` for CPU runs; `minilm` = the shipped MiniLM-L6 text encoder's width; `paper` = GSHN IV.A (12 x 768, 8 heads, M = 3000, T = 10).
+# Widths: `tiny` for CPU runs; `minilm` = the shipped MiniLM-L6 text encoder's width;
+# `paper` = GSHN IV.A (12 x 768, 8 heads, M = 3000, T = 10).
 SIZES: dict[str, dict[str, Any]] = {
     "tiny": {"transformer": "tiny", "d": 128, "M": 256, "T": 4, "snn_hidden": (256,), "gat_heads": 4},
     "minilm": {"transformer": "minilm", "d": 384, "M": 256, "T": 4, "snn_hidden": (384,), "gat_heads": 4},

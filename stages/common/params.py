@@ -287,8 +287,8 @@ class PretrainParams(Section):
 
 
 class ReorderParams(Section):
-    retrieve_number: int | None = Field(None, ge=2)    # group size; null = pretrain.batch_size
-    candidates: int = Field(8, ge=2, le=4096)          # recalled by ITC (faiss) before ITM re-ranking
+    retrieve_number: int | None = Field(16, ge=2)      # group size; null = pretrain.batch_size
+    candidates: int = Field(32, ge=2, le=4096)         # recalled by ITC (faiss), then ranked by ITM (>= 2 x group)
     batch_size: int = Field(128, ge=1)                 # embedding / ITM scoring batch
 
 
@@ -334,6 +334,7 @@ class ItrTaskParams(TaskParams):
 
 
 class FinetuneParams(Section):
+    init: Literal["pretrained", "random"] = "pretrained"   # random: the no-pretraining control
     optim: OptimParams = OptimParams()                 # every task's, unless the task sets its own
     vqa: VqaTaskParams = VqaTaskParams()
     ve: VeTaskParams = VeTaskParams()
