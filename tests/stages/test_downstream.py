@@ -184,6 +184,33 @@ def test_random_init_is_the_no_pretraining_control(workspace, tmp_path):
     assert json.loads(paths.task_meta("nlvr2", "scenes").read_text())["init"] == "random"
 
 
+@pytest.mark.slow
+def test_predictions_do_not_depend_on_batch_size_or_order(workspace):
+    """The evaluation protocol for batch-as-time models: a test prediction is the same whatever
+    `evaluate.batch_size` is and however the test table is ordered (README "The model and pretraining")."""
+    import dataclasses
+
+    import numpy as np
+
+    from models.downstream import TaskModel
+    from stages.data.tasks import TaskCollator, load_task
+    _workspace(workspace)
+    mcfg = params.load("model")
+    C, K = feature_meta(["scenes"])
+    torch.manual_seed(0)
+    model = TaskModel.from_pretrained(build_model(mcfg, C, K, 2), "ve", 3, pool="product").eval()
+    data = load_task("ve", "scenes", "test")
+    order = np.random.default_rng(0).permutation(len(data)).tolist()
+    shuffled = dataclasses.replace(data, **{f: [getattr(data, f)[i] for i in order]
+                                            for f in ("ids", "images", "texts", "labels")})
+    runs = {}
+    for name, d, bs in (("table, 4", data, 4), ("table, 64", data, 64), ("shuffled, 16", shuffled, 16)):
+        with torch.no_grad():
+            preds = evaluate.predict(model, d, TaskCollator(d, K, mcfg.max_text_len), bs)
+        runs[name] = dict(zip(d.ids, preds.tolist()))
+    assert runs["table, 4"] == runs["table, 64"] == runs["shuffled, 16"]
+
+
 def test_vqav2_test_predictions_become_evalai_files(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     subsets = (("11", "test-dev2015"), ("12", "test2015"), ("13", "test-dev2015"))
