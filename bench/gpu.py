@@ -102,7 +102,8 @@ class Shape:
     detections: int     # Mask R-CNN detections per image (torchvision's default 100 = the stage's)
     proposals: int      # RPN proposals kept per image at test time (torchvision's default 1000 = the stage's)
     itm_batch: int      # reorder.batch_size
-    candidates: int     # reorder.candidates = evaluate.itr_candidates
+    candidates: int     # reorder.candidates: ITM batches per visual pass of a chunk
+    itr_candidates: int  # evaluate.itr_candidates (the retrieval projection only)
     vqa_batch: int      # finetune.vqa.batch_size
     vqa_images: int     # distinct images in a VQA batch (image_batches keeps an image's questions together)
     answers: int        # VQA answer vocabulary
@@ -110,12 +111,12 @@ class Shape:
 
 SHAPES = {
     "paper": Shape(model="paper", warmup=2, image=640, backbone="resnet101", channels=1024, K=36, L=40, batch=16,
-                   feat_batch=32, seg_images=8, detections=100, proposals=1000, itm_batch=128, candidates=16,
-                   vqa_batch=64, vqa_images=12, answers=3129),
+                   feat_batch=32, seg_images=8, detections=100, proposals=1000, itm_batch=128, candidates=8,
+                   itr_candidates=10, vqa_batch=64, vqa_images=12, answers=3129),
     # tiny: the CPU test; fewer detections and proposals keep Mask R-CNN's heads to about a second an image
     "tiny": Shape(model="tiny", warmup=1, image=64, backbone="resnet18", channels=256, K=12, L=16, batch=8,
                   feat_batch=4, seg_images=1, detections=10, proposals=100, itm_batch=8, candidates=4,
-                  vqa_batch=8, vqa_images=4, answers=16),
+                  itr_candidates=10, vqa_batch=8, vqa_images=4, answers=16),
 }
 
 
@@ -149,17 +150,28 @@ def timed(fn: Callable[[], Any], steps: int, warmup: int, device: torch.device) 
     return times
 
 
-def reset_peak(device: torch.device) -> None:
+def reset_peak(device: torch.device) -> bool:
+    """Start a new peak-memory window; False where the CPU peak cannot be reset (it then runs from process start)."""
     if device.type == "cuda":
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats(device)
+        return True
+    try:
+        Path("/proc/self/clear_refs").write_text("5")    # Linux >= 4.0: VmHWM back to the current RSS
+        return True
+    except OSError:
+        return False
 
 
 def peak_mib(device: torch.device) -> float:
-    """CUDA: max allocated since reset_peak. CPU: this process's peak RSS so far (it never resets)."""
+    """CUDA: max allocated since reset_peak. CPU: peak RSS (VmHWM, or ru_maxrss where /proc is missing)."""
     if device.type == "cuda":
         return torch.cuda.max_memory_allocated(device) / 2**20
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    try:
+        with open("/proc/self/status") as fh:
+            return next(int(ln.split()[1]) for ln in fh if ln.startswith("VmHWM:")) / 1024
+    except (OSError, StopIteration):
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager[Any]:
@@ -293,6 +305,7 @@ def bench_backbone(shape: Shape, device: torch.device, steps: int) -> dict[str, 
     reset_peak(device)
     with torch.inference_mode():
         batch_s = statistics.median(timed(lambda: trunk(images), steps, shape.warmup, device))
+    build_backbone.cache_clear()    # else the trunk stays resident, counted in every later peak
     return {"net": f"{shape.backbone}/layer3", "image": shape.image, "batch": shape.feat_batch, "precision": "fp32",
             "ms_per_batch": 1e3 * batch_s, "images_per_s": shape.feat_batch / batch_s, "peak_mib": peak_mib(device)}
 
@@ -351,14 +364,15 @@ def bench_itm(shape: Shape, device: torch.device, precisions: list[str], steps: 
              for _ in range(shape.candidates)]
     local = [torch.from_numpy(rng.permutation(shape.itm_batch)).to(device) for _ in range(shape.candidates)]
     pairs = shape.itm_batch * shape.candidates
-    out: dict[str, Any] = {"pairs_per_chunk": pairs, "itm_batch": shape.itm_batch, "candidates": shape.candidates}
+    out: dict[str, Any] = {"pairs_per_chunk": pairs, "itm_batch": shape.itm_batch, "candidates": shape.candidates,
+                           "itr_candidates": shape.itr_candidates}
     for precision in precisions:
         reset_peak(device)
         chunk = itm_chunk(model, nodes, texts, local, device, precision)
         rate = pairs / statistics.median(timed(chunk, steps, shape.warmup, device))
         out[precision] = {"pairs_per_s": rate, "peak_mib": peak_mib(device),
                           "coco_reorder_s": COCO_TRAIN_IMAGES * shape.candidates / rate,
-                          "coco_5k_retrieval_s": (COCO_TEST_IMAGES + COCO_TEST_CAPTIONS) * shape.candidates / rate}
+                          "coco_5k_retrieval_s": (COCO_TEST_IMAGES + COCO_TEST_CAPTIONS) * shape.itr_candidates / rate}
     return out
 
 
@@ -452,7 +466,8 @@ def machine(device: torch.device, peak: float | None, peak_source: str) -> dict[
             "cuda": torch.version.cuda, "platform": platform.platform(), "peak_bf16_flops": peak,
             "peak_source": peak_source,
             "memory": "torch.cuda.max_memory_allocated per measurement" if device.type == "cuda"
-            else "peak RSS of the process so far (CPU: it never resets, so later rows include earlier ones)"}
+            else "peak RSS per measurement (VmHWM reset through /proc/self/clear_refs), weights already resident "
+                 "included" if reset_peak(device) else "peak RSS of the process so far (it cannot be reset here)"}
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
