@@ -413,7 +413,7 @@ def bench_ddp(size: str, device: torch.device, precision: str, steps: int, cpu_p
     """(e) Step time per rank over world = CUDA device count (CPU: cpu_procs), against the single-process step."""
     world = torch.cuda.device_count() if device.type == "cuda" else cpu_procs
     if world < 1:
-        return {"skipped": "--ddp-cpu-procs 0"}
+        return {"skipped": "--ddp-cpu-procs 0: no gloo rank asked for"}
     args = (world, free_port(), size, device.type, precision, steps, threads)
     if world == 1:      # no process to spawn: this one is rank 0
         results: Any = queue.SimpleQueue()
@@ -438,7 +438,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--device", choices=("cpu", "cuda"), default="cuda" if cuda else "cpu")
     ap.add_argument("--size", choices=tuple(SHAPES), default=None, help="default: paper on CUDA, tiny on CPU")
-    ap.add_argument("--steps", type=int, default=10, help="timed steps per measurement (after 2 warm-up steps)")
+    ap.add_argument("--steps", type=int, default=10, help="timed calls per measurement, after warm-up")
     ap.add_argument("--precision", choices=("bf16", "fp32"), default=None,
                     help="autocast of the training steps and ITM (default: bf16 on CUDA, as the trainer; fp32 on CPU)")
     ap.add_argument("--peak-tflops", type=float, default=None, help="device peak dense bf16 TFLOP/s for the MFU")
@@ -459,21 +459,28 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def machine(device: torch.device, peak: float | None, peak_source: str) -> dict[str, Any]:
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine()
-    return {"device": name, "device_count": torch.cuda.device_count() if device.type == "cuda" else 0,
-            "cpu_count": os.cpu_count(), "loadavg_1min": os.getloadavg()[0], "torch": torch.__version__,
-            "cuda": torch.version.cuda, "platform": platform.platform(), "peak_bf16_flops": peak,
-            "peak_source": peak_source,
-            "memory": "torch.cuda.max_memory_allocated per measurement" if device.type == "cuda"
-            else "peak RSS per measurement (VmHWM reset through /proc/self/clear_refs), weights already resident "
-                 "included" if reset_peak(device) else "peak RSS of the process so far (it cannot be reset here)"}
+def device_name(device: torch.device) -> str:
+    return torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine()
+
+
+def memory_kind(device: torch.device) -> str:
+    """What the peak_mib figures are on this machine."""
+    if device.type == "cuda":
+        return "torch.cuda.max_memory_allocated per measurement"
+    if reset_peak(device):
+        return ("peak RSS per measurement (VmHWM reset through /proc/self/clear_refs); it starts from the RSS "
+                "left by earlier sections, which the allocator does not hand back to the OS")
+    return "peak RSS of the process so far (it cannot be reset here)"
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     device, shape = torch.device(args.device), SHAPES[args.size]
-    peak, source = device_peak(machine(device, None, "")["device"], args.peak_tflops)
-    result: dict[str, Any] = {"machine": machine(device, peak, source),
+    peak, source = device_peak(device_name(device), args.peak_tflops)
+    machine = {"device": device_name(device), "device_count": torch.cuda.device_count() if args.device == "cuda" else 0,
+               "cpu_count": os.cpu_count(), "loadavg_1min": os.getloadavg()[0], "torch": torch.__version__,
+               "cuda": torch.version.cuda, "platform": platform.platform(), "peak_bf16_flops": peak,
+               "peak_source": source, "memory": memory_kind(device)}
+    result: dict[str, Any] = {"machine": machine,
                               "config": {"size": args.size, "device": args.device, "steps": args.steps,
                                          "precision": args.precision, "threads": args.threads,
                                          "shape": dataclasses.asdict(shape)}}
