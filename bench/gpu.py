@@ -113,7 +113,7 @@ SHAPES = {
     "paper": Shape(model="paper", warmup=2, image=640, backbone="resnet101", channels=1024, K=36, L=40, batch=16,
                    feat_batch=32, seg_images=8, detections=100, proposals=1000, itm_batch=128, candidates=8,
                    itr_candidates=10, vqa_batch=64, vqa_images=12, answers=3129),
-    # tiny: the CPU test; fewer detections and proposals keep Mask R-CNN's heads to about a second an image
+    # tiny: the CPU test; fewer detections and proposals than the stage keep Mask R-CNN's heads short on CPU
     "tiny": Shape(model="tiny", warmup=1, image=64, backbone="resnet18", channels=256, K=12, L=16, batch=8,
                   feat_batch=4, seg_images=1, detections=10, proposals=100, itm_batch=8, candidates=4,
                   itr_candidates=10, vqa_batch=8, vqa_images=4, answers=16),
@@ -444,7 +444,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--peak-tflops", type=float, default=None, help="device peak dense bf16 TFLOP/s for the MFU")
     ap.add_argument("--ddp-cpu-procs", type=int, default=1,
                     help="gloo ranks of the DDP section on CPU (1: in this process; 0: skip)")
-    ap.add_argument("--threads", type=int, default=1, help="torch threads on CPU (1 is fastest for tiny on a busy CPU)")
+    ap.add_argument("--threads", type=int, default=1, help="torch threads on CPU (as the stages' CPU workers)")
     ap.add_argument("--force", action="store_true", help="allow --size paper on CPU")
     ap.add_argument("--out", type=Path, default=REPO / "bench/results/gpu.json")
     args = ap.parse_args(argv)
