@@ -13,7 +13,7 @@ PACKAGES = ("flows", "stages", "models", "storage")
 ALLOWED = {"flows": {"flows", "stages", "models", "storage"}, "stages": {"stages", "models", "storage"},
            "models": {"models"}, "storage": {"storage"}}
 ENTRY_POINTS = {"prepare", "segment", "backbone", "features", "pretrain", "reorder", "finetune", "evaluate",
-                "report", "preset", "profile", "study", "vqa_eval"}
+                "report", "overlay", "study", "vqa_eval"}
 MAX_LINES = 80
 
 
