@@ -130,14 +130,16 @@ class GSHN(nn.Module):
     def pooled_text(self, text_ids: Tensor, text_mask: Tensor) -> Tensor:
         return text_embedding(self.transformer, text_ids, text_mask)
 
-    def itm_logits(self, text_ids: Tensor, text_mask: Tensor, tokens: Tensor, node_mask: Tensor) -> Tensor:
+    def itm_logits(self, text_ids: Tensor, text_mask: Tensor, tokens: Tensor, node_mask: Tensor,
+                   embeddings: tuple[Tensor, Tensor] | None = None) -> Tensor:
         """Match / no-match logits from the masked mean of the joint pass (text and visual positions) beside
         the product of the pair's ITC embeddings. A from-scratch [CLS] starts nearly the same for every
         input and the joint pass learns cross-modal attention slowly; the product carries what ITC has
-        aligned from the first steps, as the downstream product head does."""
+        aligned from the first steps, as the downstream product head does. `embeddings`: the pair's ITC
+        image and text embeddings when already computed (retrieval and `reorder` score many pairs per image)."""
         seq = self.transformer(text_ids, text_mask, tokens, node_mask)
         joint = masked_mean(seq, torch.cat([text_mask.bool(), node_mask.bool()], 1))
-        img, txt = self.itc.embed(*self.unimodal(tokens, node_mask, text_ids, text_mask))
+        img, txt = embeddings or self.itc.embed(*self.unimodal(tokens, node_mask, text_ids, text_mask))
         # x dim: unit-norm embeddings have entries ~ 1/sqrt(dim), so each product entry becomes O(1)
         return self.itm(torch.cat([joint, img * txt * self.itc.dim], -1))
 

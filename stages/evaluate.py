@@ -233,7 +233,7 @@ def _itm_scores(model: GSHN, emb: dict[str, Any], pairs: list[tuple[int, int]], 
         im = torch.tensor([i for i, _ in chunk])
         tx = torch.tensor([t for _, t in chunk])
         out.append(itm_probability(model, emb["text_ids"][tx], emb["text_mask"][tx], emb["tokens"][im],
-                                   emb["node_mask"][im]))
+                                   emb["node_mask"][im], embeddings=(emb["img"][im], emb["txt"][tx])))
     return torch.cat(out).numpy() if out else np.zeros(0)
 
 
