@@ -99,22 +99,24 @@ def test_planted_itm_scores_decide_the_groups(warm_workspace, monkeypatch):
     ITM forward of (member caption, anchor image)."""
     real_itm = itm.Scorer.itm
 
-    def planted(perm):
+    def planted(table):
         def score(self, image, text, desc):
-            return (np.asarray(perm)[np.asarray(text)] == np.asarray(image) % 7).astype(np.float32) \
-                + 0.01 * np.asarray(text) / len(perm)
+            return table[np.asarray(image), np.asarray(text)].astype(np.float32)
         return score
 
     groups = []
     for seed in (0, 1):
-        perm = np.random.default_rng(seed).permutation(24) % 7
-        monkeypatch.setattr(itm.Scorer, "itm", planted(perm))
+        table = np.random.default_rng(seed).random((24, 24))      # ITM scores unrelated to ITC: a permutation
+        monkeypatch.setattr(itm.Scorer, "itm", planted(table))
         metrics = reorder.run()
         rows = pq.read_table(paths.reorder_batches()).to_pylist()
         groups.append({r["batch_id"]: [] for r in rows})
         for r in rows:
             groups[-1][r["batch_id"]].append(r["sample_id"])
         assert metrics["filled_by_itc"] <= 0.5
+        stored = [r["itm_score"] for r in rows if r["position"] > 0]
+        assert np.allclose(stored, [table[int(groups[-1][r["batch_id"]][0][-6:]), int(r["sample_id"][-6:])]
+                                    for r in rows if r["position"] > 0], atol=1e-6)
     assert sorted(map(sorted, groups[0].values())) != sorted(map(sorted, groups[1].values()))
 
     monkeypatch.setattr(itm.Scorer, "itm", real_itm)
