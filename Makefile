@@ -24,6 +24,7 @@ run: $(STAMP)
 	@cat data/report/summary.txt
 
 test: $(STAMP)
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
 
 bench: $(STAMP)

@@ -17,8 +17,8 @@ Run from the repository root:
 
     python bench/adapters.py [--scale 1.0] [--only vqav2 ...] [--out bench/results/adapters.json] [--keep]
 
---only measures some adapters. --scale multiplies every size (1.0: VQAv2 500k questions + annotations, VG 1M regions on 20k
-images, GQA 300k, COCO Karpathy 123k images x 5 captions, SNLI-VE 500k, NLVR2 86k, COCO-QA 79k).
+--only measures some adapters. --scale multiplies every size (1.0: VQAv2 500k questions + annotations,
+VG 1M regions on 20k images, GQA 300k, COCO Karpathy 123k images x 5 captions, SNLI-VE 500k, NLVR2 86k, COCO-QA 79k).
 """
 from __future__ import annotations
 
@@ -117,7 +117,8 @@ def make_gqa(root: Path, n: int) -> None:
         for i in range(n):
             answer = rng.choice(("yes", "no", *WORDS))
             rec = {"semantic": [{"operation": "select", "dependencies": [], "argument": "cat (1)"}], "entailed": [],
-                   "equivalent": [str(i)], "question": f"Is the {_phrase(rng, 3)}?", "imageId": str(2_300_000 + i // 10),
+                   "equivalent": [str(i)], "question": f"Is the {_phrase(rng, 3)}?",
+                   "imageId": str(2_300_000 + i // 10),
                    "isBalanced": True, "groups": {"global": None, "local": "10c"}, "answer": answer,
                    "semanticStr": "select: cat", "annotations": {"answer": {}, "question": {}, "fullAnswer": {}},
                    "types": {"detailed": "existC", "semantic": "obj", "structural": "verify"},
@@ -149,7 +150,8 @@ def make_snli_ve(root: Path, n: int) -> None:
     with open(root / "snli_ve" / "snli_ve_train.jsonl", "w") as fh:
         for i in range(n):
             img = str(1_000_000 + i // 15)
-            fh.write(json.dumps({"Flickr30K_ID": img, "gold_label": rng.choice(("entailment", "neutral", "contradiction")),
+            label = rng.choice(("entailment", "neutral", "contradiction"))
+            fh.write(json.dumps({"Flickr30K_ID": img, "gold_label": label,
                                  "sentence1": f"A {_phrase(rng, 8)}.", "sentence2": f"A {_phrase(rng, 5)}.",
                                  "pairID": f"{img}.jpg#{i % 5}r{i}n", "captionID": f"{img}.jpg#{i % 5}",
                                  "annotator_labels": ["neutral"]}) + "\n")

@@ -51,12 +51,8 @@ import psutil  # noqa: E402
 import torch  # noqa: E402
 import yaml  # noqa: E402
 
-from stages import (
-    features,
-    prepare,
-    segment,  # noqa: E402
-)
-from stages.common import params, paths
+from stages import features, prepare, segment  # noqa: E402
+from stages.common import params, paths  # noqa: E402
 from storage.atomic import write_json  # noqa: E402
 from storage.images import load_rgb  # noqa: E402
 from storage.tables import read_table, table_path  # noqa: E402
@@ -67,7 +63,8 @@ DATASET = "scenes"
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--images", type=int, default=3200, help="number of scenes images (default 3200, the embedded run's scenes size)")
+    parser.add_argument("--images", type=int, default=3200,
+                        help="number of scenes images (default 3200, the embedded run's scenes size)")
     parser.add_argument("--out", type=Path, default=Path("bench/results/features.json"), help="JSON results file")
     parser.add_argument("--keep", action="store_true", help="keep the temporary workspace")
     parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",

@@ -39,7 +39,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from models.nodes import collate_nodes  # noqa: E402
-from stages import params  # noqa: E402
+from stages.common import params  # noqa: E402
 from stages.common.model_factory import build_model  # noqa: E402
 from storage.atomic import write_json  # noqa: E402
 

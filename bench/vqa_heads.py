@@ -30,7 +30,7 @@ os.environ.setdefault("PROGRESS", "0")
 import torch  # noqa: E402
 
 from models.downstream import TaskModel  # noqa: E402
-from stages import params  # noqa: E402
+from stages.common import params  # noqa: E402
 from stages.common.model_factory import load_pretrained  # noqa: E402
 from stages.data.pairs import feature_meta  # noqa: E402
 from stages.data.tasks import TaskCollator, TaskData, image_batches, load_task  # noqa: E402

@@ -25,9 +25,10 @@ import torch
 from torch import Tensor, nn
 
 from models import heads
-from models.gshn import GSHN, _masked_mean, image_embedding, text_embedding
+from models.gshn import GSHN, image_embedding, text_embedding
 from models.hybrid import VisualEncoder
 from models.nodes import NodeBatch
+from models.pooling import masked_mean
 from models.text import SingleStreamTransformer
 
 TASKS = ("vqa", "ve", "nlvr2")
@@ -78,6 +79,12 @@ class TaskModel(nn.Module):
     def blind(self) -> bool:
         return self.visual is None
 
+    @staticmethod
+    def stored_outputs(state: dict[str, Tensor]) -> int | None:
+        """The head's number of outputs in a saved state dict (None when it holds no task head)."""
+        weight = state.get("head.out.weight")
+        return None if weight is None else int(weight.shape[0])
+
     def text_feature(self, text_ids: Tensor, text_mask: Tensor) -> Tensor | None:
         """The standardised text-only embedding of the product pooling (None for other poolings and
         the blind model); NLVR2's two images share it."""
@@ -100,8 +107,8 @@ class TaskModel(nn.Module):
         tokens, node_mask = visual[index], nodes.node_mask[index]
         seq = self.transformer(text_ids, text_mask, tokens, node_mask)
         if self.pool == "text":
-            return _masked_mean(seq[:, : text_ids.shape[1]], text_mask)
-        joint = _masked_mean(seq, torch.cat([text_mask.bool(), node_mask.bool()], 1))
+            return masked_mean(seq[:, : text_ids.shape[1]], text_mask)
+        joint = masked_mean(seq, torch.cat([text_mask.bool(), node_mask.bool()], 1))
         if self.pool == "joint":
             return joint
         if text is None:

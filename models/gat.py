@@ -33,5 +33,5 @@ class GATEncoder(nn.Module):
         for conv, norm in zip(self.convs, self.norms):
             h = norm(h + self.drop(self.act(conv(h, ei))))
         out = x.new_zeros(B * K, d)
-        out[mask] = h
+        out[mask] = h.to(out.dtype)           # under CPU autocast, h can be fp32 while out is bf16
         return out.reshape(B, K, d)

@@ -6,7 +6,8 @@ One class for both papers; presets (models/presets.py) only change its config. A
   3. ITM on the positive pairs and on hard negatives drawn by ITC similarity (ALBEF);
   4. one masked joint pass: MLM on masked text; STL (GSHN: masked nodes' spike vectors predicted
      from the text features) and MVM (ASH-Nets: masked nodes' dominant memory slot) on nodes
-     whose visual tokens are replaced by a learned [MASK] token;
+     whose features are zeroed BEFORE the visual encoder (UNITER), so neither the GAT's neighbours
+     nor r carry the masked node's features; the targets come from the unmasked pass of step 1;
   5. STUA (ASH-Nets): InfoNCE between the SNN-derived visual embedding and the text [CLS].
 Losses are summed with weight 1 and returned with ITM accuracy and SNN firing rates.
 """
@@ -18,8 +19,9 @@ import torch
 from torch import Tensor, nn
 
 from models import objectives as obj
-from models.hybrid import SpikingBranch, VisualConfig, VisualEncoder
+from models.hybrid import SpikingBranch, VisualConfig, VisualEncoder, VisualOutput
 from models.nodes import NodeBatch
+from models.pooling import masked_mean
 from models.text import SingleStreamTransformer, TransformerConfig
 
 OBJECTIVES = ("itc", "itm", "mlm", "stl", "stua", "mvm")
@@ -41,31 +43,46 @@ class PretrainBatch:
     nodes: NodeBatch
     text_ids: Tensor     # (B, L)
     text_mask: Tensor    # (B, L)
+    caption_ids: Tensor | None = None   # (B,) long: equal ids = the same caption text (never each other's negative)
 
     def to(self, device: torch.device | str) -> PretrainBatch:
-        return PretrainBatch(self.nodes.to(device), self.text_ids.to(device), self.text_mask.to(device))
-
-
-def _masked_mean(x: Tensor, mask: Tensor) -> Tensor:
-    m = mask[..., None].to(x.dtype)
-    return (x * m).sum(1) / m.sum(1).clamp_min(1.0)
+        ids = None if self.caption_ids is None else self.caption_ids.to(device)
+        return PretrainBatch(self.nodes.to(device), self.text_ids.to(device), self.text_mask.to(device), ids)
 
 
 def image_embedding(transformer: SingleStreamTransformer, tokens: Tensor, node_mask: Tensor) -> Tensor:
     """Masked mean of the image-only pass ([IMG] + nodes)."""
     img_mask = torch.cat([torch.ones_like(node_mask[:, :1]), node_mask], 1)
-    return _masked_mean(transformer.encode_image(tokens, node_mask), img_mask)
+    return masked_mean(transformer.encode_image(tokens, node_mask), img_mask)
 
 
 def text_embedding(transformer: SingleStreamTransformer, text_ids: Tensor, text_mask: Tensor) -> Tensor:
     """Masked mean of the text-only pass."""
-    return _masked_mean(transformer.encode_text(text_ids, text_mask), text_mask)
+    return masked_mean(transformer.encode_text(text_ids, text_mask), text_mask)
+
+
+def same_caption(caption_ids: Tensor | None, B: int, device: torch.device) -> Tensor:
+    """(B, B) bool: pairs whose captions are the same text, the diagonal included."""
+    if caption_ids is None:
+        return torch.eye(B, dtype=torch.bool, device=device)
+    return caption_ids[:, None] == caption_ids[None, :]
+
+
+def spiking_share(vis: VisualOutput) -> Tensor:
+    """|r * E| / |F|: the spiking branch's share of the visual tokens (mean over real nodes)."""
+    if vis.ratio is None or vis.discrete is None or vis.continuous is None:
+        return torch.zeros(())
+    rE = (vis.ratio * vis.discrete).norm(dim=-1)
+    F = vis.continuous.norm(dim=-1)
+    real = F > 0
+    return rE[real].mean() / F[real].mean().clamp_min(1e-12)
 
 
 class GSHN(nn.Module):
     def __init__(self, visual: VisualConfig, transformer: TransformerConfig, text: TextSpec,
-                 objectives: tuple[str, ...]) -> None:
+                 objectives: tuple[str, ...], loss_weights: dict[str, float] | None = None) -> None:
         super().__init__()
+        self.weights = dict(loss_weights or {})   # objective -> weight in the summed loss (default 1)
         if visual.d != transformer.d:
             raise ValueError(f"visual width d={visual.d} must equal the transformer width d={transformer.d}")
         self.text = text
@@ -73,9 +90,8 @@ class GSHN(nn.Module):
         self.transformer = SingleStreamTransformer(transformer)
         d = transformer.d
         self.itc = obj.ContrastiveHead(d)
-        self.itm = obj.ITMHead(d)
+        self.itm = obj.ITMHead(d + self.itc.dim)
         self.mlm = obj.MLMHead(d, self.transformer.word_embeddings.weight)
-        self.visual_mask = nn.Parameter(torch.zeros(d))
         spiking = bool(self.visual.spiking_branches())
         self.stl = obj.STLHead(d, visual.K, visual.M) if spiking else None
         self.mvm = obj.MVMHead(d, visual.M) if spiking else None
@@ -106,16 +122,26 @@ class GSHN(nn.Module):
         almost identical for every input (cosine ~0.9998 at init) and contrastive learning stalls
         at log B; ALBEF can use [CLS] because it starts from pretrained encoders.
         """
-        return self.image_cls(tokens, node_mask), self.text_cls(text_ids, text_mask)
+        return self.pooled_image(tokens, node_mask), self.pooled_text(text_ids, text_mask)
 
-    def image_cls(self, tokens: Tensor, node_mask: Tensor) -> Tensor:
+    def pooled_image(self, tokens: Tensor, node_mask: Tensor) -> Tensor:
         return image_embedding(self.transformer, tokens, node_mask)
 
-    def text_cls(self, text_ids: Tensor, text_mask: Tensor) -> Tensor:
+    def pooled_text(self, text_ids: Tensor, text_mask: Tensor) -> Tensor:
         return text_embedding(self.transformer, text_ids, text_mask)
 
-    def itm_logits(self, text_ids: Tensor, text_mask: Tensor, tokens: Tensor, node_mask: Tensor) -> Tensor:
-        return self.itm(self.transformer(text_ids, text_mask, tokens, node_mask)[:, 0])
+    def itm_logits(self, text_ids: Tensor, text_mask: Tensor, tokens: Tensor, node_mask: Tensor,
+                   embeddings: tuple[Tensor, Tensor] | None = None) -> Tensor:
+        """Match / no-match logits from the masked mean of the joint pass (text and visual positions) beside
+        the product of the pair's ITC embeddings. A from-scratch [CLS] starts nearly the same for every
+        input and the joint pass learns cross-modal attention slowly; the product carries what ITC has
+        aligned from the first steps, as the downstream product head does. `embeddings`: the pair's ITC
+        image and text embeddings when already computed (retrieval and `reorder` score many pairs per image)."""
+        seq = self.transformer(text_ids, text_mask, tokens, node_mask)
+        joint = masked_mean(seq, torch.cat([text_mask.bool(), node_mask.bool()], 1))
+        img, txt = embeddings or self.itc.embed(*self.unimodal(tokens, node_mask, text_ids, text_mask))
+        # x dim: unit-norm embeddings have entries ~ 1/sqrt(dim), so each product entry becomes O(1)
+        return self.itm(torch.cat([joint, img * txt * self.itc.dim], -1))
 
     # ---- pretraining step ----
     def forward(self, batch: PretrainBatch) -> dict[str, Tensor]:
@@ -123,26 +149,29 @@ class GSHN(nn.Module):
         vis = self.visual(nodes)
         V, nmask = vis.tokens, nodes.node_mask
         out: dict[str, Tensor] = {}
+        same = same_caption(batch.caption_ids, ids.shape[0], ids.device)
         img_cls, txt_cls = self.unimodal(V, nmask, ids, tmask)
-        itc_loss, sim = self.itc(img_cls, txt_cls)
+        itc_loss, sim = self.itc(img_cls, txt_cls, same=same)
         if "itc" in self.objectives:
             out["itc"] = itc_loss
         if "itm" in self.objectives:
-            out["itm"], out["itm_acc"] = self._itm(ids, tmask, V, nmask, sim)
+            out["itm"], out["itm_acc"] = self._itm(ids, tmask, V, nmask, sim, same)
         if {"mlm", "stl", "mvm"} & set(self.objectives):
-            out |= self._masked_pass(ids, tmask, V, nmask, vis.spikes)
+            out |= self._masked_pass(nodes, V, ids, tmask, vis.spikes)
         if "stua" in self.objectives:
             spiking = vis.discrete if isinstance(self.visual.discrete, SpikingBranch) else vis.continuous
-            m = nmask[..., None].to(spiking.dtype)
-            out["stua"] = self.stua((spiking * m).sum(1) / m.sum(1).clamp_min(1.0), txt_cls)
-        out["loss"] = sum(out[k] for k in self.objectives)
+            out["stua"] = self.stua(masked_mean(spiking, nmask), txt_cls)
+        out["loss"] = sum(self.weights.get(k, 1.0) * out[k] for k in self.objectives)
         for branch in self.visual.spiking_branches():
             rates = branch.snn.firing_rates()
             out["firing_rate"] = torch.tensor(sum(rates.values()) / max(len(rates), 1))
+        if vis.ratio is not None:
+            out["spiking_share"] = spiking_share(vis).detach()
         return out
 
-    def _itm(self, ids: Tensor, tmask: Tensor, V: Tensor, nmask: Tensor, sim: Tensor) -> tuple[Tensor, Tensor]:
-        neg_txt, neg_img = obj.sample_hard_negatives(sim)
+    def _itm(self, ids: Tensor, tmask: Tensor, V: Tensor, nmask: Tensor, sim: Tensor,
+             same: Tensor) -> tuple[Tensor, Tensor]:
+        neg_txt, neg_img = obj.sample_hard_negatives(sim, exclude=same)
         all_ids = torch.cat([ids, ids[neg_txt], ids])
         all_tmask = torch.cat([tmask, tmask[neg_txt], tmask])
         all_V = torch.cat([V, V, V[neg_img]])
@@ -152,9 +181,12 @@ class GSHN(nn.Module):
         logits = self.itm_logits(all_ids, all_tmask, all_V, all_nmask)
         return obj.itm_loss(logits, labels), obj.itm_accuracy(logits, labels).detach()
 
-    def _masked_pass(self, ids: Tensor, tmask: Tensor, V: Tensor, nmask: Tensor,
+    def _masked_pass(self, nodes: NodeBatch, V: Tensor, ids: Tensor, tmask: Tensor,
                      spikes: Tensor | None) -> dict[str, Tensor]:
+        """MLM, STL and MVM on one joint pass over masked text and a visual pass with the chosen nodes'
+        features zeroed before the encoder; STL/MVM targets are the unmasked pass's `spikes`."""
         out: dict[str, Tensor] = {}
+        nmask = nodes.node_mask
         masked_ids, labels = ids, None
         if "mlm" in self.objectives:
             masked_ids, labels = obj.mask_tokens(ids, tmask, set(self.text.special_ids), self.text.mask_id,
@@ -166,7 +198,7 @@ class GSHN(nn.Module):
         if "mvm" in self.objectives:
             mvm_nodes = obj.select_mvm_nodes(nmask)
             hidden_nodes |= mvm_nodes
-        V_in = torch.where(hidden_nodes[..., None], self.visual_mask.to(V.dtype).expand_as(V), V)
+        V_in = self.visual(nodes, hidden=hidden_nodes).tokens if hidden_nodes.any() else V
         seq = self.transformer(masked_ids, tmask, V_in, nmask)
         L = ids.shape[1]
         if labels is not None:  # vocabulary logits only where a token was masked
@@ -176,6 +208,31 @@ class GSHN(nn.Module):
             out["stl"] = obj.stl_loss(self.stl, seq[:, :L], tmask, stl_nodes, obj.stl_targets(spikes))
         if "mvm" in self.objectives:
             out["mvm"] = obj.mvm_loss(self.mvm, seq[:, L:], mvm_nodes, obj.mvm_targets(spikes))
+        return out
+
+    def branch_gradient_norms(self, batch: PretrainBatch) -> dict[str, float]:
+        """Gradient norms of the SNN and the continuous branch for one step on `batch` (the SNN's too
+        when frozen), without changing any weight: whether the spiking branch learns at its sibling's pace."""
+        snn = self.visual.snn_parameters()
+        continuous = [] if self.visual.continuous is None else list(self.visual.continuous.parameters())
+        frozen = [p.requires_grad for p in snn]
+        buffers = {k: v.clone() for k, v in self.named_buffers()}   # batch-norm statistics stay as they were
+        for p in snn:
+            p.requires_grad_(True)
+        self.zero_grad(set_to_none=True)
+        self(batch)["loss"].backward()
+        with torch.no_grad():
+            for k, v in self.named_buffers():
+                v.copy_(buffers[k])
+
+        def norm(params: list[nn.Parameter]) -> float:
+            grads = [p.grad.norm() for p in params if p.grad is not None]
+            return float(torch.stack(grads).norm()) if grads else 0.0
+
+        out = {"grad_norm_snn": norm(snn), "grad_norm_continuous": norm(continuous)}
+        self.zero_grad(set_to_none=True)
+        for p, f in zip(snn, frozen):
+            p.requires_grad_(f)
         return out
 
     # ---- parameter groups for the trainer ----

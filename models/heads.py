@@ -12,11 +12,11 @@ class MLPHead(nn.Module):
     def __init__(self, d_in: int, n_out: int, hidden: int | None = None, dropout: float = 0.1) -> None:
         super().__init__()
         hidden = hidden or 2 * d_in
-        self.net = nn.Sequential(nn.Linear(d_in, hidden), nn.GELU(), nn.LayerNorm(hidden), nn.Dropout(dropout),
-                                 nn.Linear(hidden, n_out))
+        self.hidden = nn.Sequential(nn.Linear(d_in, hidden), nn.GELU(), nn.LayerNorm(hidden), nn.Dropout(dropout))
+        self.out = nn.Linear(hidden, n_out)
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.net(x)
+        return self.out(self.hidden(x))
 
 
 def vqa_loss(logits: Tensor, scores: Tensor) -> Tensor:

@@ -19,6 +19,7 @@ from torch import Tensor, nn
 from models.grid_encoder import build_continuous
 from models.memory import SemanticMemory
 from models.nodes import NodeBatch, NodeInput
+from models.pooling import masked_mean
 from models.snn import SNNEncoder, encode_spikes
 
 Branch = Literal["gat", "mlp", "conv", "snn", "none"]
@@ -56,21 +57,27 @@ class VisualOutput:
 
 
 class SpikingBranch(nn.Module):
-    """Spike coding -> SNN -> semantic memory (or a linear read-out of firing rates)."""
+    """Spike coding -> SNN -> semantic memory (or a linear read-out of firing rates) -> LayerNorm.
+
+    The LayerNorm puts E on the scale of the LayerNorm-scaled continuous features F, so that
+    r * E is a real share of V' from the first step; the memory's own scale then only sets
+    how far apart its rows start. In eval mode the spike coding draws from one fixed noise
+    pattern shared by every sample, so a sample's spikes never depend on its batch."""
 
     def __init__(self, cfg: VisualConfig) -> None:
         super().__init__()
         self.T, self.straight_through = cfg.T, cfg.straight_through
         self.snn = SNNEncoder(cfg.d, cfg.snn_hidden, cfg.M, batch_as_time=cfg.batch_as_time)
         self.readout = SemanticMemory(cfg.M, cfg.d) if cfg.memory else nn.Linear(cfg.M, cfg.d)
+        self.norm = nn.LayerNorm(cfg.d)
         self.memory = cfg.memory
 
     def forward(self, x: Tensor, node_mask: Tensor, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
-        spikes = self.snn(encode_spikes(x, self.T, self.straight_through, generator), node_mask)
-        if self.memory:
-            return self.readout(spikes, node_mask), spikes
-        rates = spikes.mean(0)
-        return self.readout(rates) * node_mask[..., None].to(rates.dtype), spikes
+        shared = not self.training      # one noise pattern for every sample at test time
+        spikes = self.snn(encode_spikes(x, self.T, self.straight_through, generator, shared), node_mask)
+        keep = node_mask[..., None].to(x.dtype)
+        readout = self.readout(spikes, node_mask) if self.memory else self.readout(spikes.mean(0))
+        return self.norm(readout) * keep, spikes
 
 
 class HybridRatio(nn.Module):
@@ -84,9 +91,7 @@ class HybridRatio(nn.Module):
     def forward(self, F: Tensor, node_mask: Tensor) -> Tensor:
         if self.fc is None:
             return F.new_full((F.shape[0], 1, F.shape[2]), self.value if self.mode == "fixed" else 0.0)
-        m = node_mask[..., None].to(F.dtype)
-        squeezed = (F * m).sum(1) / m.sum(1).clamp_min(1.0)
-        return torch.sigmoid(self.fc(squeezed))[:, None, :]
+        return torch.sigmoid(self.fc(masked_mean(F, node_mask)))[:, None, :]
 
 
 def _branch(kind: Branch, cfg: VisualConfig) -> nn.Module | None:
@@ -127,8 +132,12 @@ class VisualEncoder(nn.Module):
             return branch(x, nodes.node_mask, generator)
         return branch(x, nodes.node_mask, nodes.edge_index), None
 
-    def forward(self, nodes: NodeBatch, generator: torch.Generator | None = None) -> VisualOutput:
-        x = self.node_input(nodes.feats, nodes.geom, nodes.node_mask)
+    def forward(self, nodes: NodeBatch, generator: torch.Generator | None = None,
+                hidden: Tensor | None = None) -> VisualOutput:
+        """`hidden` (B, K) bool: nodes whose features are zeroed BEFORE the encoders (UNITER's masked
+        regions; their geometry stays), so no branch and no r sees what a masked-node target is made of."""
+        feats = nodes.feats if hidden is None else nodes.feats.masked_fill(hidden[..., None], 0.0)
+        x = self.node_input(feats, nodes.geom, nodes.node_mask)
         F = E = spikes = r = None
         if self.continuous is not None:
             F, spikes = self._run(self.continuous, x, nodes, generator)

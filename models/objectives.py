@@ -32,17 +32,18 @@ class Temperature(nn.Module):
         return self.log_temp.exp()
 
 
-def info_nce(img: Tensor, txt: Tensor, temp: Tensor, img_queue: Tensor | None = None,
-             txt_queue: Tensor | None = None) -> tuple[Tensor, Tensor]:
+def info_nce(img: Tensor, txt: Tensor, temp: Tensor, same: Tensor | None = None) -> tuple[Tensor, Tensor]:
     """Symmetric InfoNCE over normalised embeddings (B, D); pair i is the positive of row i.
-    Queues (Q, D) add negatives: texts for image->text, images for text->image.
-    Returns (loss, in-batch image->text logits (B, B) = sim / temp, detached)."""
-    i2t = img @ txt.T / temp
-    i2t_all = i2t if txt_queue is None else torch.cat([i2t, img @ txt_queue.T.to(img.dtype) / temp], 1)
-    t2i_all = i2t.T if img_queue is None else torch.cat([i2t.T, txt @ img_queue.T.to(txt.dtype) / temp], 1)
+    `same` (B, B) bool marks pairs with the same caption: off the diagonal they are left out of
+    the softmax (a false negative is not pushed away). Returns (loss, image->text logits (B, B)
+    = sim / temp, unmasked and detached)."""
+    raw = img @ txt.T / temp
+    i2t = raw
+    if same is not None:
+        i2t = raw.masked_fill(same & ~torch.eye(len(img), dtype=torch.bool, device=img.device), float("-inf"))
     target = torch.arange(len(img), device=img.device)
-    loss = (F.cross_entropy(i2t_all.float(), target) + F.cross_entropy(t2i_all.float(), target)) / 2
-    return loss, i2t.detach()
+    loss = (F.cross_entropy(i2t.float(), target) + F.cross_entropy(i2t.T.float(), target)) / 2
+    return loss, raw.detach()
 
 
 def masked_ce(logits: Tensor, labels: Tensor) -> Tensor:
@@ -75,38 +76,14 @@ def select_nodes(node_mask: Tensor, prob: float, generator: torch.Generator | No
 
 # ---------------------------------------------------------------- ITC / CL
 
-class MomentumQueue(nn.Module):
-    """Fixed-size FIFO of past normalised embeddings (MoCo), used as extra ITC negatives.
-    The caller enqueues detached embeddings (from a momentum copy of the encoder, or the model
-    itself) after computing the loss. Buffers, so the queue is saved with the model."""
-
-    def __init__(self, size: int, dim: int = 256) -> None:
-        super().__init__()
-        self.register_buffer("store", torch.zeros(size, dim))
-        self.register_buffer("ptr", torch.zeros((), dtype=torch.long))
-        self.register_buffer("count", torch.zeros((), dtype=torch.long))
-
-    @torch.no_grad()
-    def enqueue(self, emb: Tensor) -> None:
-        """Write emb (N, dim) over the oldest entries (only the last `size` rows if N > size)."""
-        size = len(self.store)
-        emb = emb.detach()[-size:].to(self.store.dtype)
-        idx = (self.ptr + torch.arange(len(emb), device=self.store.device)) % size
-        self.store[idx] = emb
-        self.ptr.copy_((self.ptr + len(emb)) % size)
-        self.count.add_(len(emb)).clamp_(max=size)
-
-    def items(self) -> Tensor:
-        """The filled entries (n <= size, dim); empty slots are never used as negatives."""
-        return self.store[: int(self.count)]
-
 
 class ContrastiveHead(nn.Module):
-    """ITC / CL: image and text [CLS] projected to `dim`, L2-normalised, symmetric InfoNCE
-    with a learnable temperature (ALBEF); optional queue tensors add negatives (ASH-Nets)."""
+    """ITC / CL: image and text embeddings projected to `dim`, L2-normalised, symmetric InfoNCE
+    with a learnable temperature (ALBEF)."""
 
     def __init__(self, d: int, dim: int = 256, temp: float = 0.07) -> None:
         super().__init__()
+        self.dim = dim
         self.img_proj = nn.Linear(d, dim)
         self.txt_proj = nn.Linear(d, dim)
         self.temperature = Temperature(temp)
@@ -121,40 +98,44 @@ class ContrastiveHead(nn.Module):
         """(B, d), (B, d) -> normalised (B, dim) image and text embeddings."""
         return self.embed_image(img_cls), self.embed_text(txt_cls)
 
-    def forward(self, img_cls: Tensor, txt_cls: Tensor, img_queue: Tensor | None = None,
-                txt_queue: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    def forward(self, img_cls: Tensor, txt_cls: Tensor, same: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """-> (loss, sim_i2t (B, B) = cosine / temperature, detached: ITM negative weights)."""
         img, txt = self.embed(img_cls, txt_cls)
-        return info_nce(img, txt, self.temperature(), img_queue, txt_queue)
+        return info_nce(img, txt, self.temperature(), same)
 
 
 # ---------------------------------------------------------------- ITM
 
-def sample_hard_negatives(sim_i2t: Tensor, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
+def sample_hard_negatives(sim_i2t: Tensor, generator: torch.Generator | None = None,
+                          exclude: Tensor | None = None) -> tuple[Tensor, Tensor]:
     """ALBEF hard negatives from the in-batch similarity (B, B), B >= 2: for each image a text
     drawn with probability softmax(sim) over the other texts (the positive never), and for
-    each text an image likewise. -> (neg_text_for_image (B,), neg_image_for_text (B,)) long."""
+    each text an image likewise. `exclude` (B, B) bool marks further pairs that are not
+    negatives (the same caption text); a row with no other candidate falls back to any other
+    sample. -> (neg_text_for_image (B,), neg_image_for_text (B,)) long."""
     b = len(sim_i2t)
     if b < 2:
         raise ValueError("hard negatives need a batch of at least 2 pairs")
     diag = torch.eye(b, dtype=torch.bool, device=sim_i2t.device)
+    banned = diag if exclude is None else diag | exclude
+    banned = torch.where(banned.all(1, keepdim=True), diag, banned)
 
     def draw(sim: Tensor) -> Tensor:
-        weights = sim.float().masked_fill(diag, float("-inf")).softmax(1)
+        weights = sim.float().masked_fill(banned, float("-inf")).softmax(1)
         return torch.multinomial(weights, 1, generator=generator).squeeze(1)
 
     return draw(sim_i2t), draw(sim_i2t.T)
 
 
 class ITMHead(nn.Module):
-    """ITM: match / no-match logits (N, 2) from the multimodal [CLS] (N, d); class 1 = match."""
+    """ITM: match / no-match logits (N, 2) from a multimodal feature (N, d_in); class 1 = match."""
 
-    def __init__(self, d: int) -> None:
+    def __init__(self, d_in: int) -> None:
         super().__init__()
-        self.fc = nn.Linear(d, 2)
+        self.fc = nn.Linear(d_in, 2)
 
-    def forward(self, cls: Tensor) -> Tensor:
-        return self.fc(cls)
+    def forward(self, feature: Tensor) -> Tensor:
+        return self.fc(feature)
 
 
 def itm_loss(logits: Tensor, labels: Tensor) -> Tensor:

@@ -43,3 +43,9 @@ def pool(features: torch.Tensor, coverage: torch.Tensor) -> torch.Tensor:
     """features B x C x h x w, coverage B x K x (h*w) -> B x K x C (zero rows where coverage is 0)."""
     weights = coverage / coverage.sum(-1, keepdim=True).clamp_min(1e-12)
     return torch.bmm(weights, features.flatten(2).transpose(1, 2))
+
+
+def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean of x (B, N, d) over the positions where mask (B, N) is true -> (B, d); zeros for an all-false row."""
+    m = mask[..., None].to(x.dtype)
+    return (x * m).sum(1) / m.sum(1).clamp_min(1.0)

@@ -27,14 +27,15 @@ PRESETS: dict[str, Preset] = {
     "snn_only": Preset({"continuous": "none"}),
     "gat_gat": Preset({"discrete": "gat"}, phase2=("itc", "itm", "mlm")),
     "snn_snn": Preset({"continuous": "snn"}),
-    "fixed_r": Preset({"ratio": "fixed", "ratio_value": 1.0}),
+    "fixed_r": Preset({"ratio": "fixed"}),        # r = model.ratio_value (GSHN Table V: "GAT+SNN, r=1")
     "no_memory": Preset({"memory": False}),
     # GSHN task-set ablation (Table VII): baseline / +CL / +CL+STL (= gshn)
     "baseline": Preset(phase1=("itm", "mlm"), phase2=("itm", "mlm")),
     "cl": Preset(phase2=("itc", "itm", "mlm")),
 }
 
-# Widths: `tiny` for CPU runs; `minilm` = the shipped MiniLM-L6 text encoder's width; `paper` = GSHN IV.A (12 x 768, 8 heads, M = 3000, T = 10).
+# Widths: `tiny` for CPU runs; `minilm` = the shipped MiniLM-L6 text encoder's width;
+# `paper` = GSHN IV.A (12 x 768, 8 heads, M = 3000, T = 10).
 SIZES: dict[str, dict[str, Any]] = {
     "tiny": {"transformer": "tiny", "d": 128, "M": 256, "T": 4, "snn_hidden": (256,), "gat_heads": 4},
     "minilm": {"transformer": "minilm", "d": 384, "M": 256, "T": 4, "snn_hidden": (384,), "gat_heads": 4},

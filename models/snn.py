@@ -7,8 +7,9 @@ through Linear -> tdBN -> LIF layers (spikingjelly `activation_based`, multi-ste
 Batch as time: with `batch_as_time=True` the B samples of a batch run one after another as a
 single sequence of B*T steps (sample-major), the K node slots being the neurons' batch
 dimension, so each (slot, neuron) membrane carries from one sample to the next; the state is
-reset once per forward call. With `batch_as_time=False` every sample runs its own T steps from
-a reset state.
+reset once per forward call. With `batch_as_time=False`, and always in eval mode (the evaluation
+protocol: a test prediction must not depend on which other samples share its batch), every
+sample runs its own T steps from a reset state.
 """
 from __future__ import annotations
 
@@ -24,15 +25,23 @@ with warnings.catch_warnings():  # spikingjelly 2.0 calls the deprecated torch.j
     from spikingjelly.activation_based import functional, layer, neuron, surrogate
 
 
+EVAL_NOISE_SEED = 0
+
+
 def encode_spikes(features: Tensor, T: int, straight_through: bool,
-                  generator: torch.Generator | None = None) -> Tensor:
+                  generator: torch.Generator | None = None, shared: bool = False) -> Tensor:
     """(B, K, d) features -> (T, B, K, d) binary spikes, P(spike) = sigmoid(features) each step.
 
     straight_through: the backward pass treats spikes as their rates (d spike / d x = sigmoid'(x));
-    otherwise no gradient reaches `features`.
+    otherwise no gradient reaches `features`. shared: every sample uses the same uniform draws,
+    from a fixed seed (`generator` is ignored), so a sample's spikes do not depend on its batch.
     """
     p = torch.sigmoid(features)
-    u = torch.rand((T, *p.shape), generator=generator, device=p.device, dtype=p.dtype)
+    if shared:
+        fixed = torch.Generator(device=p.device).manual_seed(EVAL_NOISE_SEED)
+        u = torch.rand((T, 1, *p.shape[1:]), generator=fixed, device=p.device, dtype=p.dtype)
+    else:
+        u = torch.rand((T, *p.shape), generator=generator, device=p.device, dtype=p.dtype)
     spikes = (u < p).to(p.dtype)
     # `p - p.detach()` is exactly 0, so the forward value stays exactly binary.
     return spikes + (p - p.detach()) if straight_through else spikes
@@ -103,10 +112,15 @@ class SNNEncoder(nn.Module):
             x = out
         return x
 
+    @property
+    def carries_state(self) -> bool:
+        """Whether membranes carry from one sample to the next (batch as time, in training only)."""
+        return self.batch_as_time and self.training
+
     def _run_lif(self, lif: nn.Module, current: Tensor) -> Tensor:
         """Run the LIF layer on (T, B, K, C) current in the configured time layout."""
         T, B, K, C = current.shape
-        if self.batch_as_time:  # one sequence of B*T steps, K slots as the neuron batch
+        if self.carries_state:  # one sequence of B*T steps, K slots as the neuron batch
             seq = current.transpose(0, 1).reshape(B * T, K, C)
             return lif(seq).reshape(B, T, K, C).transpose(0, 1)
         return lif(current.reshape(T, B * K, C)).reshape(T, B, K, C)

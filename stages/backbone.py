@@ -239,7 +239,7 @@ def run() -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    run_stage("backbone", __doc__, run, argv, errors=(trainer.TrainError, CheckpointError))
+    run_stage("backbone", __doc__, run, argv, errors=(trainer.TrainError, CheckpointError, BackboneError))
 
 
 if __name__ == "__main__":

@@ -1,12 +1,16 @@
 """Stage `evaluate@<task>`: test-split metrics of the finetuned models beside their baselines.
 
 `python -m stages.evaluate --task vqa` writes, per dataset of `finetune.<task>.datasets`:
-- vqa: the official VQA accuracy overall and per answer type, for the model, the text-only
-  (blind) model and the answer prior (the most frequent train answer for every question);
+- vqa: the VQA accuracy as the authors' vqaEval.py scores it (stages/evaluation/vqa_official.py),
+  overall and per answer type, for the model, the text-only (blind) model and the answer prior
+  (the most frequent train answer for every question); `vqa_acc`: the model's in the script's
+  percent form;
 - ve / nlvr2: top-1 accuracy (VE also per label) for the model, the blind model and the majority
-  label;
-- itr: Recall@1/5/10 image->text and text->image of ITC alone and of ITC top-k re-ranked by ITM,
-  beside chance; with 5 captions per image an image query hits if any of its captions is retrieved.
+  label; NLVR2 also the official consistency (share of sentences with every image pair right);
+- itr: Recall@1/5/10 image->text and text->image and their sum (RSUM) of ITC alone and of ITC top-k
+  re-ranked by ITM, beside chance; with 5 captions per image an image query hits if any of its
+  captions is retrieved. A test split marked with 1K folds (COCO 5K) also gets `folds_1k`: the
+  mean over the folds, each ranked on its own.
 Every figure comes with its counts: test rows, evaluated, rows whose images have no features and
 unlabelled rows (benchmark test questions); nothing is skipped silently.
 Outputs: data/metrics/<task>.json (`dvc metrics show`), data/evaluate/<task>/<dataset>/
@@ -33,14 +37,15 @@ from stages.common.weights import CheckpointError, load_into, load_weights
 from stages.data.pairs import PairCollator, Samples, load_samples
 from stages.data.tasks import TaskCollator, TaskData, image_batches, load_task
 from stages.evaluation.itm import itm_probability
-from stages.evaluation.metrics import chance_recall, recall_at_k, top1_accuracy
-from stages.evaluation.vqa_answers import accuracy, build_vocab
+from stages.evaluation.nlvr2 import consistency, nlvr2_sentence
+from stages.evaluation.retrieval import KS, chance, fold_captions, folds, mean_over, recalls
+from stages.evaluation.vqa_answers import build_vocab
+from stages.evaluation.vqa_official import question_accuracy, summarize
 from storage import submissions
 from storage.atomic import atomic_open, write_json
 from storage.tables import read_table, table_path
 
 log = logging.getLogger("stages.evaluate")
-KS = (1, 5, 10)
 
 
 # ---- loading the finetuned models -------------------------------------------------------
@@ -61,9 +66,9 @@ def load_task_model(task: str, dataset: str, variant: str, meta: dict[str, Any],
                     mcfg: params.ModelParams) -> TaskModel:
     path = paths.finetune_run(task, dataset, variant) / paths.WEIGHTS
     n_out = len(meta["answers"]) if task == "vqa" else meta["n_out"]
-    head = load_weights(path, f"dvc repro finetune@{task}").get("head.net.4.weight")
-    if head is not None and head.shape[0] != n_out:
-        raise StageError(f"{path}: its head has {head.shape[0]} outputs but {paths.task_meta(task, dataset)} lists "
+    stored = TaskModel.stored_outputs(load_weights(path, f"dvc repro finetune@{task}"))
+    if stored is not None and stored != n_out:
+        raise StageError(f"{path}: its head has {stored} outputs but {paths.task_meta(task, dataset)} lists "
                          f"{n_out} {'answers' if task == 'vqa' else 'labels'}: incompatible answer vocabulary; "
                          f"rerun `dvc repro finetune@{task}`")
     base = build_model(mcfg, meta["channels"], meta["max_nodes"], phase=2)
@@ -115,27 +120,47 @@ def evaluate_classifier(task: str, dataset: str, ecfg: params.EvaluateParams,
     labelled = [i for i in range(len(data)) if task != "vqa" or data.labels[i]]
     if not labelled:
         raise StageError(f"{dataset}: no labelled {task} test samples to score ({len(data)} unlabelled)")
-
-    def score(pred: list[str], idx: list[int]) -> float:
-        if task == "vqa":
-            return float(np.mean([accuracy(pred[i], truth[i]) for i in idx]))
-        return top1_accuracy([pred[i] for i in idx], [truth[i] for i in idx])
-
-    result: dict[str, Any] = {v: score(p, labelled) for v, p in preds.items()}
-    result["margin_over_blind"] = result["model"] - result["blind"]
-    result["margin_over_prior"] = result["model"] - result["prior"]
-    if task == "vqa":
-        result["prior_answer"] = prior
-    groups = data.answer_types if task == "vqa" else truth
-    by_group: dict[str, list[int]] = {}
-    for i in labelled:
-        by_group.setdefault(str(groups[i]), []).append(i)
-    result["per_answer_type" if task == "vqa" else "per_label"] = {
-        g: {"samples": len(idx), **{v: score(p, idx) for v, p in preds.items()}} for g, idx in sorted(by_group.items())}
+    result = score_classifier(task, data, preds, truth, labelled)
+    result["prior_answer" if task == "vqa" else "prior_label"] = prior
     result["counts"] = {"test_rows": data.given + data.unlabelled, "evaluated": len(labelled),
                         "missing_features": data.missing, "unlabelled": len(data) - len(labelled)}
+    if task == "vqa":
+        few = sum(len(truth[i]) < 4 for i in labelled)
+        result["counts"]["under_4_answers"] = few
+        if few:
+            log.warning("vqa/%s: %d questions have fewer than 4 human answers; the official VQA accuracy of a "
+                        "right answer is min(1, (n - 1) / 3) there, below 1", dataset, few)
     _write_predictions(task, dataset, data, preds, truth, ecfg.examples)
     _write_submissions(task, dataset, data, preds["model"])
+    return result
+
+
+def score_classifier(task: str, data: TaskData, preds: dict[str, list[str]], truth: list[Any],
+                     labelled: list[int]) -> dict[str, Any]:
+    """Each variant's figure on the labelled samples: the official VQA accuracy (vqaEval.py rules;
+    `vqa_acc` is the model's in the script's own percent form) or top-1 accuracy, per answer type
+    (VQA) or label; NLVR2 also its consistency."""
+    if task == "vqa":
+        per_sample = {v: [question_accuracy(p[i], truth[i]) for i in labelled] for v, p in preds.items()}
+    else:
+        per_sample = {v: [float(p[i] == truth[i]) for i in labelled] for v, p in preds.items()}
+    result: dict[str, Any] = {v: sum(a) / len(a) for v, a in per_sample.items()}
+    result["margin_over_blind"] = result["model"] - result["blind"]
+    result["margin_over_prior"] = result["model"] - result["prior"]
+    groups = [str(data.answer_types[i] if task == "vqa" else truth[i]) for i in labelled]
+    members: dict[str, list[int]] = {}
+    for j, g in enumerate(groups):
+        members.setdefault(g, []).append(j)
+    result["per_answer_type" if task == "vqa" else "per_label"] = {
+        g: {"samples": len(js), **{v: sum(a[j] for j in js) / len(js) for v, a in per_sample.items()}}
+        for g, js in sorted(members.items())}
+    if task == "vqa":
+        result["vqa_acc"] = summarize(per_sample["model"], groups)
+    if task == "nlvr2":
+        ids = [data.ids[i] for i in labelled]
+        result["consistency"] = {v: consistency(ids, [p[i] for i in labelled], [truth[i] for i in labelled])
+                                 for v, p in preds.items()}
+        result["consistency"]["sentences"] = len({nlvr2_sentence(i) for i in ids})
     return result
 
 
@@ -189,10 +214,10 @@ def _embed(model: GSHN, test: Samples, collate: PairCollator, batch_size: int) -
         pad = collate.K - vis.tokens.shape[1]
         tokens.append(torch.nn.functional.pad(vis.tokens, (0, 0, 0, pad)))
         masks.append(torch.nn.functional.pad(nodes.node_mask, (0, pad)))
-        img.append(model.itc.embed_image(model.image_cls(vis.tokens, nodes.node_mask)))
+        img.append(model.itc.embed_image(model.pooled_image(vis.tokens, nodes.node_mask)))
     texts = [c for cs in test.captions for c in cs]
     ids, tmask = tokenize(collate.tokenizer, texts, collate.max_len)
-    txt = [model.itc.embed_text(model.text_cls(ids[s: s + batch_size], tmask[s: s + batch_size]))
+    txt = [model.itc.embed_text(model.pooled_text(ids[s: s + batch_size], tmask[s: s + batch_size]))
            for s in range(0, len(texts), batch_size)]
     return {"img": torch.cat(img), "txt": torch.cat(txt), "tokens": torch.cat(tokens), "node_mask": torch.cat(masks),
             "text_ids": ids, "text_mask": tmask,
@@ -208,7 +233,7 @@ def _itm_scores(model: GSHN, emb: dict[str, Any], pairs: list[tuple[int, int]], 
         im = torch.tensor([i for i, _ in chunk])
         tx = torch.tensor([t for _, t in chunk])
         out.append(itm_probability(model, emb["text_ids"][tx], emb["text_mask"][tx], emb["tokens"][im],
-                                   emb["node_mask"][im]))
+                                   emb["node_mask"][im], embeddings=(emb["img"][im], emb["txt"][tx])))
     return torch.cat(out).numpy() if out else np.zeros(0)
 
 
@@ -234,37 +259,69 @@ def evaluate_itr(dataset: str, ecfg: params.EvaluateParams, mcfg: params.ModelPa
     collate.close()
     sim = (emb["img"] @ emb["txt"].T).numpy()            # images x captions
     cap_img = np.array(emb["caption_image"])
-    gt_i2t = [set(np.flatnonzero(cap_img == i).tolist()) for i in range(len(test))]
-    gt_t2i = [{int(i)} for i in cap_img]
     k = ecfg.itr_candidates
-    scored: dict[tuple[int, int], float] = {}   # (image, caption) -> ITM probability, shared by both directions
+    itm = _itm_cache(model, emb, ecfg.batch_size)
+    result, i2t, t2i = _ranked_figures(sim, np.arange(len(test)), np.arange(len(cap_img)), cap_img, k, itm)
+    result["chance"] = chance(len(test), len(cap_img))
+    result["candidates"] = k
+    result["counts"] = {"images": len(test), "captions": len(cap_img), "missing_features": test.missing}
+    fold_of = _folds(dataset, test)
+    if fold_of:
+        result["folds_1k"] = _fold_mean(sim, cap_img, fold_of, k, itm)
+    _write_retrieval(dataset, test, i2t, t2i, cap_img, ecfg.examples)
+    return result
+
+
+def _itm_cache(model: GSHN, emb: dict[str, Any], batch_size: int) -> Any:
+    """pairs -> ITM probabilities, each (image, caption) pair scored once for both directions and all folds."""
+    scored: dict[tuple[int, int], float] = {}
     n_nodes, n_tokens = emb["node_mask"].sum(1).tolist(), emb["text_mask"].sum(1).tolist()
 
     def itm(pairs: list[tuple[int, int]]) -> np.ndarray:
         # new pairs only, grouped by length so that each chunk carries little padding
         todo = sorted({p for p in pairs if p not in scored}, key=lambda p: (n_nodes[p[0]], n_tokens[p[1]], p))
-        scored.update(zip(todo, _itm_scores(model, emb, todo, ecfg.batch_size).tolist()))
+        scored.update(zip(todo, _itm_scores(model, emb, todo, batch_size).tolist()))
         return np.array([scored[p] for p in pairs])
+    return itm
+
+
+def _ranked_figures(sim: np.ndarray, images: np.ndarray, caps: np.ndarray, cap_local: np.ndarray, k: int,
+                    itm: Any) -> tuple[dict[str, Any], np.ndarray, np.ndarray]:
+    """ITC and ITC top-k + ITM figures of `images` and `caps` (global indices) ranked among themselves
+    (cap_local: each caption's image as a position in `images`), and the re-ranked score matrices."""
+    whole = np.array_equal(images, np.arange(sim.shape[0])) and np.array_equal(caps, np.arange(sim.shape[1]))
+    sub = sim if whole else sim[np.ix_(images, caps)]
 
     def i2t_score(top: np.ndarray) -> np.ndarray:
-        return itm([(q, int(c)) for q in range(top.shape[0]) for c in top[q]]).reshape(top.shape)
+        return itm([(int(images[q]), int(caps[c])) for q in range(top.shape[0]) for c in top[q]]).reshape(top.shape)
 
     def t2i_score(top: np.ndarray) -> np.ndarray:
-        return itm([(int(c), q) for q in range(top.shape[0]) for c in top[q]]).reshape(top.shape)
+        return itm([(int(images[c]), int(caps[q])) for q in range(top.shape[0]) for c in top[q]]).reshape(top.shape)
 
-    i2t, t2i = rerank(sim, k, i2t_score), rerank(sim.T, k, t2i_score)
-    per_image = round(len(cap_img) / len(test))
-    result: dict[str, Any] = {}
-    for name, (a, b) in {"itc": (sim, sim.T), "itm_rerank": (i2t, t2i)}.items():
-        r_i2t, r_t2i = recall_at_k(a, gt_i2t, KS), recall_at_k(b, gt_t2i, KS)
-        result[name] = {**{f"i2t_r{k_}": v for k_, v in r_i2t.items()}, **{f"t2i_r{k_}": v for k_, v in r_t2i.items()}}
-        result[name]["rsum"] = sum(r_i2t.values()) + sum(r_t2i.values())
-    result["chance"] = {**{f"i2t_r{k_}": chance_recall(k_, len(cap_img), per_image) for k_ in KS},
-                        **{f"t2i_r{k_}": chance_recall(k_, len(test)) for k_ in KS}}
-    result["candidates"] = k
-    result["counts"] = {"images": len(test), "captions": len(cap_img), "missing_features": test.missing}
-    _write_retrieval(dataset, test, i2t, t2i, cap_img, ecfg.examples)
-    return result
+    i2t, t2i = rerank(sub, k, i2t_score), rerank(sub.T, k, t2i_score)
+    return {"itc": recalls(sub, sub.T, cap_local), "itm_rerank": recalls(i2t, t2i, cap_local)}, i2t, t2i
+
+
+def _folds(dataset: str, test: Samples) -> dict[str, np.ndarray]:
+    """The test images of each 1K fold, by the images table's subsets (COCO Karpathy 5K test)."""
+    subset = {r["image_id"]: r["subset"]
+              for r in read_table(table_path(paths.prepared(dataset), "images"), "images").to_pylist()}
+    try:
+        return folds([subset.get(i) for i in test.image_ids])
+    except ValueError as e:
+        raise StageError(f"{dataset}: {e}; rerun `dvc repro prepare@{dataset}`") from None
+
+
+def _fold_mean(sim: np.ndarray, cap_img: np.ndarray, fold_of: dict[str, np.ndarray], k: int,
+               itm: Any) -> dict[str, Any]:
+    """The 1K figures: each fold's images and captions ranked among themselves, then the mean over folds."""
+    per = []
+    for images in fold_of.values():
+        caps, local = fold_captions(cap_img, images)
+        figures, _, _ = _ranked_figures(sim, images, caps, local, k, itm)
+        per.append(figures | {"chance": chance(len(images), len(caps))})
+    return {"folds": list(fold_of), "images": [len(v) for v in fold_of.values()],
+            **{name: mean_over([f[name] for f in per]) for name in ("itc", "itm_rerank", "chance")}}
 
 
 def _write_retrieval(dataset: str, test: Samples, i2t: np.ndarray, t2i: np.ndarray, cap_img: np.ndarray,
@@ -312,10 +369,16 @@ def _log(task: str, ds: str, r: dict[str, Any]) -> None:
                  "chance R@1 %.4f/%.4f", ds, *(r["itm_rerank"][f"i2t_r{k}"] for k in KS),
                  *(r["itm_rerank"][f"t2i_r{k}"] for k in KS), r["candidates"], r["itc"]["rsum"],
                  r["chance"]["i2t_r1"], r["chance"]["t2i_r1"])
+        if "folds_1k" in r:
+            log.info("itr/%s: mean over %d 1K folds: rsum %.3f (ITC + ITM), %.3f (ITC)", ds,
+                     len(r["folds_1k"]["folds"]), r["folds_1k"]["itm_rerank"]["rsum"], r["folds_1k"]["itc"]["rsum"])
     else:
         log.info("%s/%s: accuracy %.4f, blind %.4f, prior %.4f (margin over blind %+.4f; %d evaluated, "
                  "%d without features)", task, ds, r["model"], r["blind"], r["prior"], r["margin_over_blind"],
                  r["counts"]["evaluated"], r["counts"]["missing_features"])
+        if task == "nlvr2":
+            log.info("nlvr2/%s: consistency %.4f over %d sentences", ds, r["consistency"]["model"],
+                     r["consistency"]["sentences"])
 
 
 def main(argv: list[str] | None = None) -> None:

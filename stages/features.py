@@ -164,7 +164,7 @@ def run(dataset: str) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    run_stage("features", __doc__, run, argv, DATASET)
+    run_stage("features", __doc__, run, argv, DATASET, errors=(BackboneError,))
 
 
 if __name__ == "__main__":

@@ -28,7 +28,7 @@ from models.downstream import TaskModel
 from stages.common import params, paths
 from stages.common.cli import TASK, StageError, progress_enabled, run_stage, set_threads, setup_logging
 from stages.common.fingerprint import code_digest, digest, file_digest
-from stages.common.model_factory import load_pretrained, optim_groups
+from stages.common.model_factory import initial_model, optim_groups
 from stages.common.params import ExecutorParams
 from stages.common.weights import CheckpointError
 from stages.data.pairs import PairCollator, feature_meta, load_samples, random_plan
@@ -108,7 +108,7 @@ def finetune_classifier(task: str, dataset: str, variant: str, mcfg: params.Mode
              "the blind baseline" if blind else "the model", epochs, len(train), train.missing,
              f", {n_out} answers" if vocab is not None else "")
     torch.manual_seed(fcfg.seed)
-    model = TaskModel.from_pretrained(load_pretrained(mcfg, C, K), task, n_out, blind, mcfg.dropout, tp.pool)
+    model = TaskModel.from_pretrained(initial_model(mcfg, C, K, fcfg.init), task, n_out, blind, mcfg.dropout, tp.pool)
 
     def plan(epoch: int) -> list[list[int]]:
         return image_batches(train, tp.batch_size, fcfg.seed, epoch, tp.max_samples)
@@ -117,7 +117,8 @@ def finetune_classifier(task: str, dataset: str, variant: str, mcfg: params.Mode
     result = _fit(model, optim_groups(model.parameter_groups(), tp), plan, collate, epochs, fcfg,
                   paths.finetune_run(task, dataset, variant), fp)
     collate.close()
-    return result, meta(task, dataset, mcfg, C, K, n_out=n_out, pool=tp.pool, train_samples=len(train),
+    return result, meta(task, dataset, mcfg, C, K, n_out=n_out, pool=tp.pool, init=fcfg.init,
+                        train_samples=len(train),
                         train_missing=train.missing, **extra)
 
 
@@ -127,7 +128,7 @@ def finetune_itr(dataset: str, mcfg: params.ModelParams, fcfg: params.FinetunePa
     C, K = feature_meta([dataset])
     train = load_samples([dataset], "train")
     torch.manual_seed(fcfg.seed)
-    model = load_pretrained(mcfg, C, K)
+    model = initial_model(mcfg, C, K, fcfg.init)
     model.set_objectives(("itc", "itm"))
     model.freeze_snn(False)
     steps = None if tp.max_samples is None else max(1, tp.max_samples // tp.batch_size)
@@ -139,7 +140,8 @@ def finetune_itr(dataset: str, mcfg: params.ModelParams, fcfg: params.FinetunePa
     result = _fit(model, optim_groups(model.parameter_groups(), tp), plan, collate, tp.epochs, fcfg,
                   paths.finetune_run("itr", dataset, "model"), fingerprint)
     collate.close()
-    return result, meta("itr", dataset, mcfg, C, K, train_images=len(train), train_missing=train.missing)
+    return result, meta("itr", dataset, mcfg, C, K, init=fcfg.init, train_images=len(train),
+                        train_missing=train.missing)
 
 
 def run(task: str) -> dict[str, Any]:
@@ -159,8 +161,9 @@ def run(task: str) -> dict[str, Any]:
     for ds in tp.datasets:
         feature_meta([ds])  # a clear error when a dataset has no features yet
         pretrained = paths.pretrained_weights()
+        start = file_digest(pretrained) if fcfg.init == "pretrained" and pretrained.is_file() else fcfg.init
         fp = digest(mcfg.model_dump(), tp.model_dump(), fcfg.warmup_ratio, fcfg.grad_clip, fcfg.seed, task, ds,
-                    code_digest("stages.finetune"), file_digest(pretrained) if pretrained.is_file() else None,
+                    code_digest("stages.finetune"), start,
                     file_digest(paths.features(ds) / INDEX_NAME))
         jobs += [(ds, v, fp) for v in (paths.VARIANTS[:1] if task == "itr" else paths.VARIANTS)]
     # DDP ranks (torchrun) run the trainings in turn. Processes are counted in model trainings: a

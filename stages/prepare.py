@@ -17,6 +17,7 @@ from storage import validate
 from storage.adapters import cocoqa, custom, easy_vqa, gqa, karpathy, nlvr2, scenes, snli_ve, vg, vqacp_v2, vqav2
 from storage.adapters.base import Prepared
 from storage.atomic import atomic_dir, clean_temporaries, write_json
+from storage.containment import real_roots
 from storage.tables import TABLES, table_path, write_table
 
 log = logging.getLogger("stages.prepare")
@@ -68,7 +69,8 @@ def run(dataset: str) -> dict[str, dict[str, int]]:
         for r in prep.rejects.rows:
             r["source"] = prep.rejects.source
         _relative_paths(prep.images, out)
-        images = validate.check_images(prep.images, out, cfg.min_side, prep.rejects, progress_enabled())
+        roots = prep.image_roots or real_roots(out)   # generated images live in the output folder
+        images = validate.check_images(prep.images, out, roots, cfg.min_side, prep.rejects, progress_enabled())
         tables = validate.check_rows(prep, {r["image_id"] for r in images})
         tables["images"] = images
         accepted = {name: write_table(table_path(out, name), name, tables.get(name, []))

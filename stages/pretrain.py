@@ -19,14 +19,22 @@ import torch
 from torch import nn
 
 from models.energy import E_MAC, snn_energy
-from models.gshn import GSHN
+from models.gshn import GSHN, PretrainBatch, spiking_share
 from stages.common import params, paths
 from stages.common.cli import Option, progress_enabled, run_stage, set_threads
 from stages.common.fingerprint import code_digest, digest, file_digest
 from stages.common.model_factory import build_model, optim_groups
 from stages.common.weights import CheckpointError, load_into
 from stages.data.grouping import read_groups
-from stages.data.pairs import PairCollator, Samples, feature_meta, grouped_plan, load_samples, random_plan
+from stages.data.pairs import (
+    PairCollator,
+    Samples,
+    feature_meta,
+    grouped_plan,
+    load_samples,
+    normalise_caption,
+    random_plan,
+)
 from stages.evaluation.metrics import recall_at_k
 from stages.training import trainer
 from storage.atomic import write_json
@@ -37,35 +45,65 @@ log = logging.getLogger("stages.pretrain")
 
 @torch.inference_mode()
 def evaluate(model: GSHN, collate: PairCollator, samples: Samples, batch_size: int) -> dict[str, Any]:
-    """Held-out pairs (caption 0 of each image): ITC R@1 both ways, ITM accuracy, firing rates, energy."""
+    """Held-out pairs (caption 0 of each image): ITC R@1 both ways, ITM accuracy, the spiking branch's share
+    of the visual tokens, firing rates, energy. A caption that is the same text as another image's is a hit
+    for both in recall and never that image's ITM negative."""
     model.eval()
-    img, txt, itm_correct, counts = [], [], 0, []
+    img, txt, counts, shares = [], [], [], []
+    itm_correct = itm_total = 0
+    caption = [normalise_caption(samples.captions[i][0]) for i in range(len(samples))]
     for start in range(0, len(samples), batch_size):
         spec = [(i, 0) for i in range(start, min(start + batch_size, len(samples)))]
         b = collate(spec)
         vis = model.visual(b.nodes)
+        shares.append(float(spiking_share(vis)))
         i_cls, t_cls = model.unimodal(vis.tokens, b.nodes.node_mask, b.text_ids, b.text_mask)
         i_emb, t_emb = model.itc.embed(i_cls, t_cls)
         img.append(i_emb), txt.append(t_emb)
         for branch in model.visual.spiking_branches():
             counts.append(branch.snn.layer_counts())
-        if len(spec) > 1:  # positives vs the next sample's caption as a negative
-            shift = torch.roll(torch.arange(len(spec)), 1)
-            pos = model.itm_logits(b.text_ids, b.text_mask, vis.tokens, b.nodes.node_mask).argmax(1)
-            neg = model.itm_logits(b.text_ids[shift], b.text_mask[shift], vis.tokens, b.nodes.node_mask).argmax(1)
-            itm_correct += int((pos == 1).sum() + (neg == 0).sum())
+        hits, scored = _itm_hits(model, b, vis.tokens, [caption[i] for i, _ in spec])
+        itm_correct, itm_total = itm_correct + hits, itm_total + scored
     sim = (torch.cat(img) @ torch.cat(txt).T).numpy()
     n = len(samples)
-    gt = [{i} for i in range(n)]
+    by_text: dict[str, set[int]] = {}
+    for i, c in enumerate(caption):
+        by_text.setdefault(c, set()).add(i)
+    gt = [by_text[c] for c in caption]
     out: dict[str, Any] = {
         "heldout_pairs": n,
         "itc_r1_i2t": recall_at_k(sim, gt, (1,))[1],
         "itc_r1_t2i": recall_at_k(sim.T, gt, (1,))[1],
-        "itc_r1_chance": 1.0 / n,
-        "itm_acc": itm_correct / (2 * n),
+        "itc_r1_chance": float(np.mean([len(g) for g in gt])) / n,
+        "itm_acc": itm_correct / max(itm_total, 1),
+        "spiking_share": float(np.mean(shares)),
     }
     if counts:
         out |= energy_report(model, counts, n)
+    return out
+
+
+def _itm_hits(model: GSHN, b: PretrainBatch, tokens: torch.Tensor, captions: list[str]) -> tuple[int, int]:
+    """(correct, scored) ITM answers on each positive pair and on one negative per image: the next
+    sample's caption (cyclically) that is a different text."""
+    B = len(captions)
+    pos = model.itm_logits(b.text_ids, b.text_mask, tokens, b.nodes.node_mask).argmax(1)
+    hits = int((pos == 1).sum())
+    neg = [next((j % B for j in range(i + 1, i + B) if captions[j % B] != captions[i]), None) for i in range(B)]
+    rows = [i for i, j in enumerate(neg) if j is not None]
+    if rows:
+        cols = torch.tensor([neg[i] for i in rows])
+        logits = model.itm_logits(b.text_ids[cols], b.text_mask[cols], tokens[rows], b.nodes.node_mask[rows])
+        hits += int((logits.argmax(1) == 0).sum())
+    return hits, B + len(rows)
+
+
+def gradient_report(at_init: dict[str, float], at_end: dict[str, float]) -> dict[str, float]:
+    """SNN and continuous-branch gradient norms on one held-out batch before and after training, and their ratio."""
+    out: dict[str, float] = {}
+    for when, g in (("init", at_init), ("end", at_end)):
+        out |= {f"{k}_{when}": v for k, v in g.items()}
+        out[f"grad_ratio_snn_continuous_{when}"] = g["grad_norm_snn"] / max(g["grad_norm_continuous"], 1e-12)
     return out
 
 
@@ -120,10 +158,13 @@ def run(phase: str) -> dict[str, Any]:
              paths.PRETRAIN_PHASES[phase], mcfg.preset, mcfg.size, len(train), train.missing,
              ",".join(model.objectives), ph.epochs)
     optim = optim_groups(model.parameter_groups(), ph, snn_frozen=n_phase == 1)
+    probe = PairCollator(heldout, K, mcfg.max_text_len)([(i, 0) for i in range(min(pcfg.batch_size, len(heldout)))])
+    at_init = model.branch_gradient_norms(probe)
     metrics = trainer.fit(model, optim, plan, collate, cfg, out, progress=progress_enabled(), fingerprint=fp)
     if int(os.environ.get("RANK", "0")) == 0:  # after torchrun, only rank 0 evaluates
         model.cpu()
         report = evaluate(model, PairCollator(heldout, K, mcfg.max_text_len), heldout, pcfg.batch_size)
+        report |= gradient_report(at_init, model.train().branch_gradient_norms(probe))
         write_json(paths.pretrain_eval(phase), report)
         log.info("%s: held-out ITC R@1 i2t %.3f t2i %.3f (chance %.3f), ITM acc %.3f", paths.PRETRAIN_PHASES[phase],
                  report["itc_r1_i2t"], report["itc_r1_t2i"], report["itc_r1_chance"], report["itm_acc"])

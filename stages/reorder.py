@@ -141,6 +141,10 @@ def run() -> dict[str, Any]:
     cfg: params.ReorderParams = params.load("reorder")
     mcfg: params.ModelParams = params.load("model")
     G = cfg.retrieve_number or pre.batch_size
+    if cfg.candidates < 2 * G:
+        raise StageError(f"reorder.candidates={cfg.candidates} must be at least twice the group size {G} "
+                         f"(reorder.retrieve_number, or pretrain.batch_size when null): with fewer, a group runs out "
+                         f"of ITM-ranked candidates and fills from ITC neighbours, so ITM decides nothing")
     if not WARM.is_file():
         raise StageError(f"{WARM} not found: run `dvc repro pretrain_warmup` first")
     samples = train_samples(pre.datasets)

@@ -162,7 +162,7 @@ def spike_blocks(mcfg: params.ModelParams, pcfg: params.PretrainParams) -> list[
     B, Kb = real.shape
     rates = {}
     for i, o in enumerate(captured):   # (B*T, K, C) with batch as time, else (T, B*K, C)
-        o = o.reshape(B, -1, Kb, o.shape[-1]) if snn.batch_as_time else \
+        o = o.reshape(B, -1, Kb, o.shape[-1]) if snn.carries_state else \
             o.reshape(-1, B, Kb, o.shape[-1]).transpose(0, 1)
         rates[f"layer {i}"] = o[real[:, None, :].expand(-1, o.shape[1], -1)].mean(0).numpy()
     sel = out.spikes[:, 0][:, real[0]]                       # (T, nodes of image 0, M)

@@ -2,13 +2,16 @@
 
 Handles grayscale, grayscale+alpha, RGBA (alpha dropped), palette, CMYK, 16-bit and 32-bit
 integer and float modes, EXIF orientation, and large JPEGs (decoded at reduced scale when a
-target size is given). Corrupt, zero-byte, truncated and missing files raise ImageError.
+target size is given). Corrupt, zero-byte, truncated and missing files raise ImageError, and so
+does anything that is not a regular file (a directory, a FIFO, a device): it is never read, so a
+FIFO named like an image cannot block a stage.
 """
 from __future__ import annotations
 
+import io
 import os
+import stat
 import warnings
-from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps
@@ -32,15 +35,44 @@ def _to_rgb(img: Image.Image) -> Image.Image:
     return img.convert("RGB")
 
 
+KINDS = {stat.S_IFDIR: "directory", stat.S_IFIFO: "FIFO", stat.S_IFSOCK: "socket", stat.S_IFCHR: "character device",
+         stat.S_IFBLK: "block device"}
+# O_NONBLOCK: opening a FIFO returns at once instead of waiting for a writer; it is refused right after.
+OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+
+
+def read_file(path: str | os.PathLike) -> bytes:
+    """The bytes of a regular file; ImageError (missing, not a regular file, empty, unreadable) otherwise."""
+    try:
+        fd = os.open(path, OPEN_FLAGS)
+    except FileNotFoundError:
+        raise ImageError(f"missing file: {path}") from None
+    except (OSError, ValueError) as e:   # ValueError: a NUL byte or an unencodable name
+        raise ImageError(f"unreadable path ({getattr(e, 'strerror', None) or e}): {path}") from None
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise ImageError(f"not a regular file ({KINDS.get(stat.S_IFMT(mode), 'special file')}): {path}")
+        with open(fd, "rb", closefd=False) as fh:
+            data = fh.read()
+    except OSError as e:
+        raise ImageError(f"unreadable file ({e.strerror or e}): {path}") from None
+    finally:
+        os.close(fd)
+    if not data:
+        raise ImageError(f"empty file: {path}")
+    return data
+
+
 def open_image(path: str | os.PathLike, draft_size: int | None = None) -> Image.Image:
     """Open and fully decode an image file as RGB; raise ImageError with the reason on failure."""
-    path = Path(path)
-    if not path.is_file():
-        raise ImageError(f"missing file: {path}")
-    if path.stat().st_size == 0:
-        raise ImageError(f"empty file: {path}")
+    return decode(read_file(path), draft_size)
+
+
+def decode(data: bytes, draft_size: int | None = None) -> Image.Image:
+    """Fully decode an image file's bytes as RGB; raise ImageError with the reason on failure."""
     try:
-        img = Image.open(path)
+        img = Image.open(io.BytesIO(data))
         if draft_size and img.format == "JPEG":
             img.draft("RGB", (draft_size, draft_size))
         img.load()

@@ -2,7 +2,9 @@
 
 Each stage writes its own `rejects.parquet` beside its outputs (DVC outputs of different
 stages may not overlap); `read_all` gathers them into one table so that, per stage,
-inputs = accepted + rejected always reconciles.
+inputs = accepted + rejected always reconciles. Items and reasons quote untrusted text, so each is
+made writable on the way in: unencodable characters (a lone surrogate from a JSON escape) are
+escaped, and very long text is cut to MAX_TEXT characters.
 """
 from __future__ import annotations
 
@@ -17,6 +19,16 @@ import pyarrow.parquet as pq
 from storage.tables import SCHEMAS, write_table
 
 log = logging.getLogger(__name__)
+MAX_TEXT = 1000
+
+
+def writable(text: str) -> str:
+    """`text` as valid UTF-8 (unencodable characters escaped), at most MAX_TEXT characters."""
+    text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    if len(text) <= MAX_TEXT:
+        return text
+    tail = f"... ({len(text)} characters)"
+    return text[: MAX_TEXT - len(tail)] + tail
 
 
 class Rejects:
@@ -27,8 +39,9 @@ class Rejects:
         self.rows: list[dict[str, str]] = []
 
     def add(self, item: str, reason: str) -> None:
-        self.rows.append({"source": self.source, "item": str(item), "reason": reason})
-        log.debug("reject %s %s: %s", self.source, item, reason)
+        row = {"source": self.source, "item": writable(str(item)), "reason": writable(str(reason))}
+        self.rows.append(row)
+        log.debug("reject %s %s: %s", self.source, row["item"], row["reason"])
 
     def extend(self, other: Rejects) -> None:
         self.rows.extend(other.rows)

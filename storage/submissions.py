@@ -69,7 +69,8 @@ def write_gqa_predictions(path: str | os.PathLike, predictions: Mapping[str, str
     return len(pairs)
 
 
-def write_nlvr2_predictions(path: str | os.PathLike, predictions: Mapping[str, bool], identifiers: Iterable[str]) -> int:
+def write_nlvr2_predictions(path: str | os.PathLike, predictions: Mapping[str, bool],
+                            identifiers: Iterable[str]) -> int:
     """NLVR2 predictions (e.g. test-P: the nlvr2 rows with subset "test1") as `identifier,True|False`."""
     pairs = _ordered(predictions, identifiers, "NLVR2 predictions")
     bad = [i for i, p in pairs if not isinstance(p, bool)]
@@ -81,7 +82,8 @@ def write_nlvr2_predictions(path: str | os.PathLike, predictions: Mapping[str, b
     return len(pairs)
 
 
-def write_retrieval_ranks(path: str | os.PathLike, rankings: Mapping[str, Sequence[str]], queries: Iterable[str]) -> int:
+def write_retrieval_ranks(path: str | os.PathLike, rankings: Mapping[str, Sequence[str]],
+                          queries: Iterable[str]) -> int:
     """Per query its candidates ranked best first, as JSON lines; a ranking may not repeat a candidate."""
     pairs = _ordered(rankings, queries, "retrieval ranks")
     for q, ranked in pairs:

@@ -4,7 +4,9 @@ Every data table ends with an optional `subset` column (string, null by default)
 finer grouping a row belongs to where a benchmark reports one, e.g. "restval" (COCO Karpathy
 train), "fold0".."fold4" (COCO Karpathy 5K test: the 1K folds), "test-dev2015" / "test2015"
 (VQAv2 test), "testdev" (GQA), "test1" (NLVR2 test-P), the COCO-QA question type. Rows may leave
-it out, and tables written before it existed read back with it null.
+it out, and tables written before it existed read back with it null. The images table also has an
+optional `sha256` column (the image file's digest, which prepare records), so that images.parquet
+changes, and with it every fingerprint that hashes it, when an image's bytes change in place.
 """
 from __future__ import annotations
 
@@ -22,6 +24,8 @@ SPLITS = ("train", "val", "test")
 VE_LABELS = ("entailment", "neutral", "contradiction")
 ANSWER_TYPES = ("yes/no", "number", "other")
 SUBSET = pa.field("subset", pa.string())
+SHA256 = pa.field("sha256", pa.string())
+OPTIONAL = (SHA256.name, SUBSET.name)   # rows may leave these out; older tables read back with them null
 
 SCHEMAS: dict[str, pa.Schema] = {
     "images": pa.schema([
@@ -30,6 +34,7 @@ SCHEMAS: dict[str, pa.Schema] = {
         ("width", pa.int32()),
         ("height", pa.int32()),
         ("split", pa.string()),
+        SHA256,
         SUBSET,
     ]),
     "captions": pa.schema([
@@ -92,7 +97,7 @@ def to_table(name: str, rows: Iterable[Mapping[str, Any]]) -> pa.Table:
         if extra:
             raise TableError(f"{name} row {i}: unknown fields {sorted(extra)}")
         for f in schema:
-            if f.name not in row and f.name != SUBSET.name:
+            if f.name not in row and f.name not in OPTIONAL:
                 raise TableError(f"{name} row {i}: missing field {f.name!r}")
             cols[f.name].append(row.get(f.name))
     try:
@@ -119,8 +124,12 @@ def read_table(path: str | os.PathLike, name: str) -> pa.Table:
         raise FileNotFoundError(f"{name} table not found: {path} (run the stage that writes it)")
     table = pq.read_table(path)
     want = SCHEMAS[name]
-    if SUBSET.name in want.names and SUBSET.name not in table.schema.names:  # written before `subset` existed
-        table = table.append_column(SUBSET, pa.nulls(table.num_rows, pa.string()))
+    missing = [want.field(n) for n in OPTIONAL if n in want.names and n not in table.schema.names]
+    if missing:   # written before the column existed
+        for f in missing:
+            table = table.append_column(f, pa.nulls(table.num_rows, f.type))
+        if set(table.schema.names) == set(want.names):
+            table = table.select(want.names)
     if not table.schema.equals(want):
         raise TableError(f"{path}: columns {table.schema.names} do not match the {name} schema {want.names}")
     return table

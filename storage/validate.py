@@ -1,20 +1,24 @@
 """Row-level checks applied to every dataset before its canonical tables are written.
 
 Each failing row becomes a reject with item `<table>:<id>` and a reason; nothing is
-dropped silently. Checks: unique primary keys, known split, non-empty text, valid labels
-and answer types, 1-10 answers (or none with answer type null: an unanswered question of
-a test-server split), and references to accepted images only. Images are
-decoded once to prove they are usable and to record their real size.
+dropped silently. Checks: text that can be written (no lone surrogates), unique primary keys,
+known split, non-empty text, valid labels and answer types, 1-10 answers (or none with answer
+type null: an unanswered question of a test split), and references to accepted images only.
+Each image must resolve inside its dataset's roots (storage.containment) and be a regular file;
+it is read once, decoded to prove it is usable and to record its real size, and its SHA-256 is
+recorded. Any other exception while checking one image is that image's reject, not a crash.
 """
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from pathlib import Path
 
 from tqdm import tqdm
 
 from storage.adapters.base import Prepared, Row
-from storage.images import ImageError, open_image
+from storage.containment import inside
+from storage.images import ImageError, decode, read_file
 from storage.rejects import Rejects
 from storage.tables import ANSWER_TYPES, KEYS, SPLITS, VE_LABELS
 
@@ -23,16 +27,33 @@ IMAGE_REFS = {"captions": ("image_id",), "vqa": ("image_id",), "ve": ("image_id"
               "nlvr2": ("left_image_id", "right_image_id")}
 
 
+def _unwritable(row: Row) -> str | None:
+    """Which field holds text that UTF-8 cannot encode (a lone surrogate escape such as \\ud800)."""
+    for key, value in row.items():
+        for text in value if isinstance(value, list) else [value]:
+            if isinstance(text, str):
+                try:
+                    text.encode("utf-8")
+                except UnicodeEncodeError:
+                    return f"{key} is not valid Unicode text (a lone surrogate such as \\ud800)"
+    return None
+
+
 def _row_problem(table: str, row: Row) -> str | None:
+    problem = _unwritable(row)
+    if problem:
+        return problem
     if row.get("split") not in SPLITS:
         return f"bad split {row.get('split')!r} (allowed: {', '.join(SPLITS)})"
-    text = row.get(TEXT_FIELD[table]) if table in TEXT_FIELD else None
-    if table in TEXT_FIELD and (not isinstance(text, str) or not text.strip()):
-        return f"empty {TEXT_FIELD[table]}"
+    field = TEXT_FIELD.get(table)
+    if field and row.get(field) is not None and not isinstance(row[field], str):
+        return f"{field} must be a string, got {type(row[field]).__name__}"
+    if field and (row.get(field) is None or not row[field].strip()):
+        return f"empty {field}"
     if table == "vqa" and row.get("answers") == []:
         # An unanswered question of a test-server split (VQAv2 test-dev / test-std).
         if row["split"] != "test" or row.get("answer_type") is not None:
-            return "no answers (only a test-split question with answer_type null may have none)"
+            return "no answers: only a question of split test may be unanswered (answer_type null)"
     elif table == "vqa":
         answers = row.get("answers")
         if not isinstance(answers, list) or not 1 <= len(answers) <= 10:
@@ -63,19 +84,32 @@ def _dedupe(table: str, rows: list[Row], rejects: Rejects, check: Callable[[Row]
     return kept
 
 
-def check_images(rows: list[Row], root: Path, min_side: int, rejects: Rejects, progress: bool = True) -> list[Row]:
-    """Decode every image; record its true size; reject duplicates, undecodable and tiny ones."""
+def _image_problem(row: Row, folder: Path, roots: tuple[Path, ...], min_side: int) -> str | None:
+    problem = _unwritable(row)
+    if problem:
+        return problem
+    if row.get("split") not in SPLITS:
+        return f"bad split {row.get('split')!r}"
+    try:
+        data = read_file(inside(folder / row["path"], roots))
+        img = decode(data)
+    except ImageError as e:
+        return str(e)
+    if min(img.size) < min_side:
+        return f"too small: {img.width}x{img.height} (min side {min_side})"
+    row["width"], row["height"], row["sha256"] = img.width, img.height, hashlib.sha256(data).hexdigest()
+    return None
+
+
+def check_images(rows: list[Row], folder: Path, roots: tuple[Path, ...], min_side: int, rejects: Rejects,
+                 progress: bool = True) -> list[Row]:
+    """Read and decode every image (paths relative to `folder`, resolving inside `roots`); record its true
+    size and digest; reject duplicates and images outside the roots, unreadable, undecodable or tiny."""
     def check(row: Row) -> str | None:
-        if row.get("split") not in SPLITS:
-            return f"bad split {row.get('split')!r}"
         try:
-            img = open_image(root / row["path"])
-        except ImageError as e:
-            return str(e)
-        if min(img.size) < min_side:
-            return f"too small: {img.width}x{img.height} (min side {min_side})"
-        row["width"], row["height"] = img.width, img.height
-        return None
+            return _image_problem(row, folder, roots, min_side)
+        except Exception as e:  # a decoder's unexpected error on hostile bytes: this image's reject
+            return f"undecodable: {type(e).__name__}: {e}"
 
     it = tqdm(rows, desc="check images", unit="img", disable=not progress, mininterval=1.0)
     return _dedupe("images", list(it), rejects, check)

@@ -24,6 +24,7 @@ TINY_PARAMS: dict[str, Any] = {
     "backbone": {"epochs": 1, "batch_size": 8, "max_images": 16},
     "finetune": {t: {"datasets": ["scenes"], "epochs": 1, "blind_epochs": 1, "batch_size": 8}
                  for t in ("vqa", "ve", "nlvr2", "itr")} | {"workers": 1},
+    "reorder": {"retrieve_number": 4, "candidates": 8},
     "evaluate": {"batch_size": 16, "itr_candidates": 10, "examples": 2},
     "report": {"overlays": 2, "retrieval_examples": 1},
 }

@@ -8,7 +8,6 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from models.backbone import BackboneError
 from stages.common.params import ParamsError
 from stages.common.paths import TASKS
 from storage.adapters.base import DatasetError
@@ -23,9 +22,9 @@ class StageError(RuntimeError):
     """A stage cannot run: missing inputs, or inputs that contradict its params."""
 
 
-# Errors that describe a problem with the user's inputs or params: one clear line, exit 2.
-EXPECTED = (ParamsError, StageError, DatasetError, TableError, ShardError, MaskCodecError, BackboneError,
-            FileNotFoundError)
+# Errors that describe a problem with the user's inputs or params: one clear line, exit 2. Stages that build
+# a backbone add models.backbone.BackboneError themselves, so that this module (and `prepare`) never imports torch.
+EXPECTED = (ParamsError, StageError, DatasetError, TableError, ShardError, MaskCodecError, FileNotFoundError)
 
 
 def setup_logging() -> None:

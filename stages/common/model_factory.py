@@ -61,6 +61,14 @@ def load_pretrained(mcfg: ModelParams, C: int, K: int, path: Path | None = None)
     return model
 
 
+def initial_model(mcfg: ModelParams, C: int, K: int, init: str) -> GSHN:
+    """The model a finetuning starts from: the pretrained weights, or (the no-pretraining control) the
+    same architecture freshly initialised from the current torch seed."""
+    if init == "random":
+        return build_model(mcfg, C, K, phase=2)
+    return load_pretrained(mcfg, C, K)
+
+
 class OptimSettings(Protocol):
     lr: float
     weight_decay: float

@@ -287,8 +287,8 @@ class PretrainParams(Section):
 
 
 class ReorderParams(Section):
-    retrieve_number: int | None = Field(None, ge=2)    # group size; null = pretrain.batch_size
-    candidates: int = Field(8, ge=2, le=4096)          # recalled by ITC (faiss) before ITM re-ranking
+    retrieve_number: int | None = Field(16, ge=2)      # group size; null = pretrain.batch_size
+    candidates: int = Field(32, ge=2, le=4096)         # recalled by ITC (faiss), then ranked by ITM (>= 2 x group)
     batch_size: int = Field(128, ge=1)                 # embedding / ITM scoring batch
 
 
@@ -334,6 +334,7 @@ class ItrTaskParams(TaskParams):
 
 
 class FinetuneParams(Section):
+    init: Literal["pretrained", "random"] = "pretrained"   # random: the no-pretraining control
     optim: OptimParams = OptimParams()                 # every task's, unless the task sets its own
     vqa: VqaTaskParams = VqaTaskParams()
     ve: VeTaskParams = VeTaskParams()
@@ -408,11 +409,24 @@ def _format(section: str, err: ValidationError) -> str:
     return "\n".join(lines)
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """safe_load that refuses a key given twice in one mapping (plain YAML keeps the last one silently)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep)
+
+
 def read_yaml(path: Path = PARAMS_FILE) -> dict[str, Any]:
     if not path.is_file():
         raise ParamsError(f"{path} not found (run from the repository root)")
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        data = yaml.load(path.read_text(), Loader=_UniqueKeyLoader) or {}
     except yaml.YAMLError as e:
         raise ParamsError(f"{path} is not valid YAML: {e}") from e
     if not isinstance(data, dict):
@@ -445,6 +459,9 @@ def check_datasets(ds: Any) -> list[str]:
     bad = [d for d in ds if d not in DATASETS]
     if bad:
         raise ParamsError(f"params.yaml: datasets: unknown {bad}; allowed: {list(DATASETS)}")
+    repeated = sorted({d for d in ds if ds.count(d) > 1})
+    if repeated:
+        raise ParamsError(f"params.yaml: datasets: {repeated} listed more than once")
     return ds
 
 

@@ -11,6 +11,7 @@ import json
 from dataclasses import dataclass, field
 
 import numpy as np
+import torch
 
 from models.gshn import PretrainBatch
 from models.nodes import collate_nodes
@@ -98,6 +99,11 @@ def grouped_plan(samples: Samples, groups: list[list[int]], seed: int, epoch: in
     return [caption_choice(samples, seed, epoch, groups[g]) for g in order]
 
 
+def normalise_caption(text: str) -> str:
+    """Lower case, single spaces, no final full stop: two captions equal after this say the same thing."""
+    return " ".join(text.lower().split()).rstrip(" .")
+
+
 class PairCollator:
     """A batch spec -> PretrainBatch (node shards read by image id, captions tokenised)."""
 
@@ -105,6 +111,10 @@ class PairCollator:
         self.samples, self.K, self.max_len = samples, K, max_text_len
         self.tokenizer = build_tokenizer()
         self._readers: dict[str, ShardReader] = {}
+        self.caption_index: dict[str, int] = {}   # normalised caption text -> id: equal ids are never negatives
+        for captions in samples.captions:
+            for c in captions:
+                self.caption_index.setdefault(normalise_caption(c), len(self.caption_index))
 
     def _reader(self, ds: str) -> ShardReader:
         if ds not in self._readers:
@@ -121,7 +131,8 @@ class PairCollator:
     def __call__(self, spec: Spec) -> PretrainBatch:
         texts = [self.samples.captions[i][j] for i, j in spec]
         ids, mask = tokenize(self.tokenizer, texts, self.max_len)
-        return PretrainBatch(collate_nodes(self.nodes([i for i, _ in spec]), self.K), ids, mask)
+        caption_ids = torch.tensor([self.caption_index[normalise_caption(t)] for t in texts])
+        return PretrainBatch(collate_nodes(self.nodes([i for i, _ in spec]), self.K), ids, mask, caption_ids)
 
     def close(self) -> None:
         for r in self._readers.values():

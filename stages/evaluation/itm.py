@@ -37,6 +37,7 @@ class Scorer:
         self.model, self.N, self.K, self.bs = model, len(samples), K, batch_size
         self.seed, self.device, self.progress = seed, device, progress
         self.collator = PairCollator(samples, K, max_text_len)
+        self.embeddings: tuple[torch.Tensor, torch.Tensor] | None = None   # from embed(): reused by itm()
         ids, mask = tokenize(self.collator.tokenizer, [c[0] for c in samples.captions], max_text_len)
         self.ids, self.mask = ids, mask
 
@@ -68,7 +69,8 @@ class Scorer:
             ids, tmask = self._text(range(chunk * self.bs, chunk * self.bs + V.shape[0]))
             i, t = self.model.itc.embed(*self.model.unimodal(V, nmask, ids, tmask))
             img.append(i.float().cpu().numpy()), txt.append(t.float().cpu().numpy())
-        return np.concatenate(img), np.concatenate(txt)
+        self.embeddings = (torch.as_tensor(np.concatenate(img)), torch.as_tensor(np.concatenate(txt)))
+        return self.embeddings[0].numpy(), self.embeddings[1].numpy()
 
     def itm(self, image: np.ndarray, text: np.ndarray, desc: str) -> np.ndarray:
         """ITM match probability of (image of sample image[p], caption-0 text of sample text[p]) per pair p."""
@@ -87,19 +89,23 @@ class Scorer:
                     rows = torch.as_tensor(text[p])
                     ids, tmask = self.ids[rows].to(self.device), self.mask[rows].to(self.device)
                     # all K node slots: reorder's scores were computed so (the cut changes float rounding)
-                    prob = itm_probability(self.model, ids, tmask, V[local], nmask[local], cut_nodes=False)
+                    pair = None if self.embeddings is None else (self.embeddings[0][image[p]].to(self.device),
+                                                                 self.embeddings[1][rows].to(self.device))
+                    prob = itm_probability(self.model, ids, tmask, V[local], nmask[local], cut_nodes=False,
+                                           embeddings=pair)
                     out[p] = prob.cpu().numpy()
                     bar.update(len(p))
         return out
 
 
 def itm_probability(model: GSHN, text_ids: torch.Tensor, text_mask: torch.Tensor, tokens: torch.Tensor,
-                    node_mask: torch.Tensor, cut_nodes: bool = True) -> torch.Tensor:
+                    node_mask: torch.Tensor, cut_nodes: bool = True,
+                    embeddings: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
     """ITM match probability of each row's text with its visual tokens. Padding that every row shares is
     cut first: text always, node slots unless `cut_nodes` is off (real tokens come first in both)."""
     n = int(text_mask.sum(1).max())
     k = int(node_mask.sum(1).max()) if cut_nodes else node_mask.shape[1]
-    logits = model.itm_logits(text_ids[:, :n], text_mask[:, :n], tokens[:, :k], node_mask[:, :k])
+    logits = model.itm_logits(text_ids[:, :n], text_mask[:, :n], tokens[:, :k], node_mask[:, :k], embeddings)
     return torch.softmax(logits.float(), -1)[:, 1]
 
 

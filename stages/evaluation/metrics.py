@@ -1,6 +1,8 @@
 """Evaluation metrics as pure functions (tested by hand-worked cases)."""
 from __future__ import annotations
 
+from collections.abc import Hashable, Sequence
+
 import numpy as np
 
 
@@ -8,12 +10,18 @@ def recall_at_k(sim: np.ndarray, gt: list[set[int]], ks: tuple[int, ...] = (1, 5
     """Recall@K of a query x candidate similarity matrix: share of queries whose top K holds a true match."""
     if sim.shape[0] != len(gt):
         raise ValueError(f"{sim.shape[0]} queries but {len(gt)} ground-truth sets")
-    order = np.argsort(-sim, axis=1, kind="stable")
-    out = {}
-    for k in ks:
-        top = order[:, :k]
-        out[k] = float(np.mean([bool(gt[q] & set(top[q].tolist())) for q in range(len(gt))]))
-    return out
+    order = np.argsort(-sim, axis=1, kind="stable")[:, :max(ks)]
+    return recall_of_rankings(order.tolist(), gt, ks)
+
+
+def recall_of_rankings(rankings: Sequence[Sequence[Hashable]], gt: Sequence[set], ks: tuple[int, ...] = (1, 5, 10),
+                       ) -> dict[int, float]:
+    """Recall@K of ranked candidate lists (best first): share of queries whose first K hold a true match."""
+    if len(rankings) != len(gt):
+        raise ValueError(f"{len(rankings)} rankings but {len(gt)} ground-truth sets")
+    if not gt:
+        raise ValueError("recall of no queries")
+    return {k: sum(bool(gt[q].intersection(rankings[q][:k])) for q in range(len(gt))) / len(gt) for k in ks}
 
 
 def top1_accuracy(predicted: list, truth: list) -> float:

@@ -1,14 +1,15 @@
-"""VQA answers: the official evaluation's normalisation and accuracy, soft targets, the answer vocabulary.
+"""VQA answers for TRAINING: the answer vocabulary, the soft targets and their normalisation.
 
-Normalisation follows the VQA evaluation (Antol et al. 2015, `vqaEval.py`): newlines/tabs to
-spaces; punctuation removed (joined) when it touches a space or the text has a digit-comma-digit,
-else replaced by a space; periods dropped unless followed by a digit; lower case; number words
-to digits; articles dropped; contractions written without apostrophes restored. Unlike the
-official script, ground-truth answers are always normalised (it skips that when all 10 agree,
-which only matters for unnormalised annotations).
+Scores reported as VQA accuracy come from `vqa_official` (the authors' vqaEval.py rules); this
+module's normalisation only decides which answers share a vocabulary entry and each entry's soft
+target. It follows the official steps (newlines/tabs to spaces; punctuation removed when it touches
+a space or the text has a digit-comma-digit, else spaced; periods dropped unless a digit is on
+either side; lower case; number words to digits; articles dropped; contractions written without
+apostrophes restored) but, unlike the official scoring, applies them to every human answer, keeps a
+period after a digit ("5." stays) and restores its own list of contractions, not the script's table.
 
-Accuracy of an answer a against the 10 human answers: the mean over the 10 leave-one-out subsets
-of min(#matches of a among the other 9 / 3, 1). The same value is the soft training target.
+Soft target of an answer a against the human answers (normally 10): the mean over the leave-one-out
+subsets of min(#matches of a among the other answers / 3, 1); with one human answer, exact match.
 """
 from __future__ import annotations
 
@@ -79,7 +80,7 @@ def normalize(answer: str) -> str:
 
 
 def accuracy(prediction: str, answers: Sequence[str]) -> float:
-    """Official VQA accuracy of one prediction against the human answers (normally 10).
+    """Soft-target accuracy of one answer against the human answers (normally 10), both normalised.
 
     Mean over the leave-one-out subsets of min(#matches among the others / 3, 1). With a single
     human answer (datasets such as GQA or COCO-QA) it is exact match.
@@ -97,7 +98,7 @@ def accuracy(prediction: str, answers: Sequence[str]) -> float:
 
 
 def soft_scores(answers: Sequence[str], vocab: dict[str, int]) -> dict[int, float]:
-    """Training target: the official accuracy of each vocabulary answer present among `answers`."""
+    """Training target: the `accuracy` of each vocabulary answer present among `answers`."""
     out = {}
     for a in {normalize(a) for a in answers}:
         if a in vocab:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from storage.rejects import Rejects
@@ -26,6 +27,8 @@ class Prepared:
     given: dict[str, int] = field(default_factory=dict)
     # Accepted counts of raw records that are not table rows (e.g. JSONL lines).
     accepted_extra: dict[str, int] = field(default_factory=dict)
+    # Real paths of the folders every image must resolve into (storage.containment); none: the output folder.
+    image_roots: tuple[Path, ...] = ()
 
     def tables(self) -> dict[str, list[Row]]:
         return {"images": self.images, "captions": self.captions, "vqa": self.vqa,

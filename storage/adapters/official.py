@@ -2,18 +2,29 @@
 
 - `require`: a missing file or folder is a DatasetError naming the expected path and where the
   official release is published (nothing is ever downloaded).
+- `image_folder`: prepare.<dataset>.images, checked for the level the adapter expects (the folder
+  of the images, or the parent of the release's subfolders); a wrong level is a DatasetError
+  that names the right folder.
 - `stream_json` / `stream_json_pairs`: stream the records of a large JSON document with ijson
   (one record in memory at a time). Bytes that are not UTF-8 are replaced by U+FFFD on the way
   in, so the record holding them is rejected on its own ("not UTF-8 text") instead of failing
-  the whole file; a file that is not JSON is a DatasetError naming it and the parser's message.
+  the whole file; a file that is not JSON, or nests deeper than MAX_DEPTH levels (the releases
+  nest a few), is a DatasetError naming it (storage.adapters.nesting: ijson's memory grows with
+  the square of the depth).
 - `read_lines`: lines of a text file (JSONL, COCO-QA txt); a non-UTF-8 line becomes None.
+  A UTF-8 byte order mark at the start of a file is dropped by both readers.
+- `load_json_line`: one JSON-lines record; a repeated key or nesting too deep is a ValueError.
 - `Builder`: counts every raw item as `given` and turns it into a row or a reject, so that
-  given = accepted + rejected reconciles per table; images are added once per id.
+  given = accepted + rejected reconciles per table; images are added once per id. Each raw
+  record is processed inside `Builder.record`, which turns any exception into that record's
+  reject, so no record can stop a stage; its images must resolve inside `image_roots`.
 """
 from __future__ import annotations
 
 import codecs
+import contextlib
 import json
+import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -22,10 +33,15 @@ import ijson
 import numpy as np
 
 from storage.adapters.base import DatasetError, Prepared, Row
+from storage.adapters.nesting import DepthGuard, TooDeep
+from storage.containment import real_roots
 
 YES_NO = {"yes", "no"}
 NOT_UTF8 = "not UTF-8 text"
 READ_SIZE = 1 << 20
+MAX_DEPTH = 64
+BOM = b"\xef\xbb\xbf"
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 
 
 def require(path: Path, what: str, dataset: str, url: str, param: str, folder: bool = False) -> Path:
@@ -43,12 +59,34 @@ def require_param(value: str | None, dataset: str, key: str, what: str) -> Path:
     return Path(value).expanduser().resolve()
 
 
+def _holds_images(folder: Path) -> bool:
+    with os.scandir(folder) as entries:   # stops at the first image: folders hold 100k+ files
+        return any(e.name.lower().endswith(IMAGE_SUFFIXES) for e in entries)
+
+
+def image_folder(value: str | None, dataset: str, url: str, what: str, *, holds: tuple[str, ...] = (),
+                 named: str | None = None) -> Path:
+    """prepare.<dataset>.images as a real folder, checked for its level: it must hold one of the release's
+    subfolders `holds` (coco's train2014/ ...), or be the folder of the images itself rather than the parent of
+    the release's folder `named` (flickr30k-images/ ...). A wrong level is a DatasetError naming the right one."""
+    root = require(require_param(value, dataset, "images", what), "images folder", dataset, url,
+                   f"{dataset}.images", folder=True)
+    param = f"{dataset}: prepare.{dataset}.images = {root}"
+    if holds and not any((root / h).is_dir() for h in holds):
+        hint = f" (it is one of them: set it to its parent {root.parent})" if root.name in holds else ""
+        raise DatasetError(f"{param} holds none of {', '.join(h + '/' for h in holds)}{hint}")
+    if named and (root / named).is_dir() and not _holds_images(root):
+        raise DatasetError(f"{param} holds {named}/ but no images; set it to {root / named}")
+    return root
+
+
 class _Utf8Repair:
-    """A binary reader that passes UTF-8 through and replaces invalid bytes by U+FFFD."""
+    """A binary reader that passes UTF-8 through, replaces invalid bytes by U+FFFD and refuses deep nesting."""
 
     def __init__(self, raw: BinaryIO) -> None:
         self.raw = raw
-        self.decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self.decoder = codecs.getincrementaldecoder("utf-8-sig")(errors="replace")   # -sig: drops a BOM
+        self.guard = DepthGuard(MAX_DEPTH)
 
     def read(self, n: int = -1) -> bytes:
         if n == 0:  # ijson probes with read(0) whether the stream gives bytes
@@ -56,6 +94,7 @@ class _Utf8Repair:
         while True:  # an empty result means end of file, so never return one before it
             chunk = self.raw.read(n if n > 0 else READ_SIZE)
             out = self.decoder.decode(chunk, final=not chunk).encode("utf-8")
+            self.guard.feed(out)
             if out or not chunk:
                 return out
 
@@ -67,6 +106,8 @@ def _stream(path: Path, parse: Any, prefix: str) -> Iterator[Any]:
         except ijson.JSONError as e:
             msg = e.args[0].decode("utf-8", "replace") if e.args and isinstance(e.args[0], bytes) else str(e)
             raise DatasetError(f"{path}: not valid JSON: {' '.join(msg.split())}") from None
+        except TooDeep as e:
+            raise DatasetError(f"{path}: not a release file: JSON {e}") from None
 
 
 def stream_json(path: Path, prefix: str) -> Iterator[Any]:
@@ -83,12 +124,33 @@ def read_lines(path: Path) -> Iterator[tuple[int, str | None]]:
     """(line number, text) of non-empty lines; text is None when the line is not UTF-8."""
     with open(path, "rb") as fh:
         for lineno, raw in enumerate(fh, 1):
+            if lineno == 1:
+                raw = raw.removeprefix(BOM)
             if not raw.strip():
                 continue
             try:
                 yield lineno, raw.decode("utf-8").rstrip("\r\n")
             except UnicodeDecodeError:
                 yield lineno, None
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise ValueError(f"duplicate key {key!r}")
+        out[key] = value
+    return out
+
+
+def load_json_line(text: str) -> Any:
+    """One JSON-lines record; ValueError with the reason when it is not JSON, repeats a key or nests too deep."""
+    try:
+        return json.loads(text, object_pairs_hook=_unique_keys)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"malformed JSON: {e.msg} at column {e.colno}") from None
+    except RecursionError:
+        raise ValueError("JSON nested too deeply") from None
 
 
 def text_problem(record: Any, fields: Iterable[str]) -> str | None:
@@ -108,9 +170,9 @@ def parse_json_line(text: str | None, fields: Iterable[str]) -> tuple[dict | Non
     if text is None:
         return None, NOT_UTF8
     try:
-        rec = json.loads(text)
-    except json.JSONDecodeError as e:
-        return None, f"malformed JSON: {e.msg} at column {e.colno}"
+        rec = load_json_line(text)
+    except ValueError as e:
+        return None, str(e)
     return rec, text_problem(rec, fields)
 
 
@@ -135,12 +197,29 @@ def carve_val(prep: Prepared, fraction: float, seed: int) -> None:
 
 
 class Builder:
-    """Rows and rejects of one adapter run, with given = rows + rejects counted per table."""
+    """Rows and rejects of one adapter run, with given = rows + rejects counted per table.
 
-    def __init__(self) -> None:
-        self.prep = Prepared()
+    Its images must resolve inside `images` or one of the release's subfolders `holds` (real paths)."""
+
+    def __init__(self, images: Path, holds: tuple[str, ...] = ()) -> None:
+        self.prep = Prepared(image_roots=real_roots(images, holds))
         self.prep.given = {t: 0 for t in self.prep.tables()}
         self.image_ids: set[str] = set()
+
+    @contextlib.contextmanager
+    def record(self, table: str, item: Any) -> Iterator[None]:
+        """Process one raw record; any exception undoes what it added and makes it one reject instead."""
+        sizes = {t: len(rows) for t, rows in self.prep.tables().items()}
+        given, n_rejects = dict(self.prep.given), len(self.prep.rejects)
+        try:
+            yield
+        except Exception as e:  # an input no check foresaw: its record's reject, never the stage's end
+            self.image_ids.difference_update(r["image_id"] for r in self.prep.images[sizes["images"]:])
+            for t, rows in self.prep.tables().items():
+                del rows[sizes[t]:]
+            del self.prep.rejects.rows[n_rejects:]
+            self.prep.given = given
+            self.reject(table, item, f"unusable record: {type(e).__name__}: {e}")
 
     def row(self, table: str, row: Row) -> None:
         self.prep.given[table] += 1

@@ -75,6 +75,15 @@ class Scene:
     def holds(self, a: Thing, rel: str, b: Thing) -> bool:
         return self.offset(a, rel, b) > 1.0
 
+    def cell(self, t: Thing, bins: int) -> tuple[int, int]:
+        """(row, column) of `t`'s centroid on a bins x bins grid over the image, (0, 0) top left."""
+        row, col = (min(bins - 1, int(v * bins / self.size)) for v in (t.cy, t.cx))
+        return row, col
+
+    def group(self, attr: str, value: str) -> list[Thing]:
+        """The things whose `attr` is `value`."""
+        return [t for t in self.things if getattr(t, attr) == value]
+
     def relations(self, unique_refs: bool = False) -> list[tuple[Thing, str, Thing]]:
         """Every clear (a, rel, b); with unique_refs, only between things that `ref` can name."""
         things = [t for t in self.things if not unique_refs or self.ref(t)]

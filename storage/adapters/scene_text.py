@@ -1,17 +1,25 @@
 """Text for the synthetic `scenes` dataset, derived from a parsed `Scene` only (so it can be checked
-against the ground truth): captions, VQA questions with ten annotator answers, VE hypotheses
-(entailment, neutral, contradiction) and NLVR2 statements about a pair of scenes.
+against the ground truth): captions, VQA questions with ten annotator answers, VE hypotheses and
+NLVR2 statements about a pair of scenes.
+
+Captions name every thing with its size, colour and shape (and, in small scenes, where it lies) plus
+every band of stuff, so that two scenes rarely share one. The task texts do not give their answers
+away: slot values (colours, shapes, sizes, stuff, relations) are exchangeable, a VQA yes/no template
+is chosen before its answer, a VE template independently of its label, and an NLVR2 statement before
+the pair of images it is made true or false of.
 """
 from __future__ import annotations
 
+import functools
 import itertools
-from collections import Counter
-from collections.abc import Callable, Sequence
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable, Sequence
 from typing import TypeVar
 
 import numpy as np
 
-from storage.adapters.scene_render import COLORS, RELATIONS, SHAPES, SIZES, STUFF, Scene
+from storage.adapters.scene_render import COLORS, RELATIONS, SHAPES, SIZES, STUFF, Scene, Thing
+from storage.tables import VE_LABELS
 
 BACKGROUND = ("sky", "wall")
 STUFF_PHRASES = {
@@ -20,10 +28,22 @@ STUFF_PHRASES = {
     "sand": ("on the sand", "on sandy ground"),
 }
 STUFF_NOUNS = {"sky": "the sky", "wall": "a wall", "grass": "grass", "water": "water", "sand": "sand"}
+GROUND = {"wall": "in front of a wall", "grass": "on grass", "water": "on water", "sand": "on sand"}  # lowest band
 OPPOSITE = {"left of": "right of", "right of": "left of", "above": "below", "below": "above"}
 NUMBER_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten")
+GRID3 = {(0, 0): "in the top left corner", (0, 1): "at the top", (0, 2): "in the top right corner",
+         (1, 0): "on the left", (1, 1): "in the centre", (1, 2): "on the right",
+         (2, 0): "in the bottom left corner", (2, 1): "at the bottom", (2, 2): "in the bottom right corner"}
+GRID5_ROWS = ("near the top", "high up", "halfway down", "low down", "near the bottom")
+GRID5_COLS = ("at the far left", "left of centre", "in the middle", "right of centre", "at the far right")
+VALUES: dict[str, Sequence[str]] = {"color": tuple(COLORS), "shape": SHAPES, "size": SIZES}
+ALL_THINGS = tuple(map(" ".join, itertools.product(SIZES, COLORS, SHAPES)))  # every 'large red circle'
 
+MAX_CAPTION_TOKENS = 36  # max_text_len 40 less [CLS], [SEP] and a margin of two
 WRONG_ANSWERS_CDF = (0.85, 0.96)  # P(at most 0, 1) of the 10 VQA annotators answering wrongly; 2 at most
+BIG_COUNT_P = 0.75  # chance a count question asks for a count above one where there is one: zero and one fit
+# almost every scene, larger counts only some, so choosing evenly among the counts a scene has lets zero dominate
+PAIR_TRIES, PAIR_ROUNDS = 100, 5  # image pairs drawn per NLVR2 statement, statements drawn per row
 
 T = TypeVar("T")
 
@@ -64,23 +84,29 @@ def _sentence(text: str) -> str:
     return text[0].upper() + text[1:] + "."
 
 
-def _stuff_phrase(scene: Scene, rng: np.random.Generator) -> str:
-    return _choice(rng, STUFF_PHRASES[_choice(rng, scene.stuff)])
+def _tokens(text: str) -> int:
+    """WordPiece length of a caption (whole vocabulary words): one token per word and per comma, colon or stop."""
+    return len(text.split()) + text.count(",") + text.count(":") + text.count(".")
 
 
-def _wrong_count(rng: np.random.Generator, n: int) -> int:
-    return _choice(rng, [m for m in (n - 1, n + 1, n + 2) if m >= 0])
+def _fit(rng: np.random.Generator, tiers: Iterable[Sequence[str]]) -> str:
+    """One text within the caption length from the first tier that has one (later tiers are not built), else the
+    shortest of the last."""
+    for texts in tiers:
+        if fitting := [t for t in texts if _tokens(t) <= MAX_CAPTION_TOKENS]:
+            return _choice(rng, fitting)
+    return min(texts, key=_tokens)
 
 
-def _absent_pair(scene: Scene, rng: np.random.Generator) -> tuple[str, str]:
-    """A (colour, shape) with no such thing; the shape is one that is present when possible."""
+def _absent_pair(scene: Scene, rng: np.random.Generator) -> list[str]:
+    """[colour, shape] of no thing, the shape that of a thing; [] when that shape comes in every colour."""
     shape = _choice(rng, [t.shape for t in scene.things])
     colors = [c for c in COLORS if not scene.count(shape=shape, color=c)]
-    return _choice(rng, colors), shape
+    return [_choice(rng, colors), shape] if colors else []
 
 
 def pick(rng: np.random.Generator, makers: Sequence[Callable[[Scene, np.random.Generator], T | None]],
-          scene: Scene, k: int, key: Callable[[T], str], rounds: int = 4) -> list[T]:
+         scene: Scene, k: int, key: Callable[[T], str], rounds: int = 4) -> list[T]:
     """k items from makers tried in seeded order, distinct by key when possible."""
     out: list[T] = []
     seen: set[str] = set()
@@ -95,21 +121,84 @@ def pick(rng: np.random.Generator, makers: Sequence[Callable[[Scene, np.random.G
     return [out[i % len(out)] for i in range(k)] if out else []
 
 
-# ---- captions ----------------------------------------------------------------------------
+# ---- captions: every thing (size, colour, shape), every band of stuff; places in small scenes ----
+def _desc(t: Thing) -> str:
+    return t.describe(("size", "color", "shape"))
+
+
+def _place(scene: Scene, t: Thing) -> str:
+    """Where `t` lies: on a 5 x 5 grid when it is alone (its place then tells most such scenes apart), else 3 x 3."""
+    if len(scene.things) > 1:
+        return GRID3[scene.cell(t, 3)]
+    row, col = scene.cell(t, 5)
+    return "in the very centre" if (row, col) == (2, 2) else f"{GRID5_ROWS[row]} {GRID5_COLS[col]}"
+
+
+def _grouped(things: Sequence[Thing], attrs: Sequence[str] = ("size", "color", "shape")) -> str:
+    """'two large red circles and a small star'."""
+    groups = Counter(t.describe(attrs) for t in things)
+    return _join([_a(d) if n == 1 else _counted(n, d) for d, n in groups.items()])
+
+
+def _things(scene: Scene) -> list[str]:
+    """All things, most telling phrasing first: each with its place when there are one or two (too few for the
+    list alone to tell scenes apart), else grouped by description, then (for long lists) by less of it."""
+    if len(scene.things) < 3:
+        return [_join([f"{_a(_desc(t))} {_place(scene, t)}" for t in scene.things])]
+    return [_grouped(scene.things, attrs) for attrs in (("size", "color", "shape"), ("color", "shape"), ("shape",))]
+
+
+def _others(scene: Scene, shown: Sequence[Thing]) -> list[str]:
+    """Ways to mention the things not in `shown`, most telling first: ', plus a large red circle and two stars'."""
+    rest = [t for t in scene.things if all(t is not s for s in shown)]
+    if not rest:
+        return [""]
+    return [f", plus {_grouped(rest)}", f", plus {_grouped(rest, ('shape',))}",
+            f" among {_counted(len(scene.things), 'shape')}"]
+
+
+def _stuff_clauses(scene: Scene) -> list[str]:
+    """Every band of stuff, top to bottom, in a few phrasings."""
+    nouns = [STUFF_NOUNS[s] for s in scene.stuff]
+    if len(nouns) == 1:
+        return list(STUFF_PHRASES[scene.stuff[0]])
+    return [f"with {_join(nouns)} from top to bottom", f"with {nouns[0]} above {_join(nouns[1:])}",
+            f"{GROUND[scene.stuff[-1]]} below {_join(nouns[:-1])}"]
+
+
+def _with_stuff(rng: np.random.Generator, scene: Scene, heads: Sequence[str]) -> str:
+    """'<head>, <stuff>.' from the first head (most telling first) that fits with some phrasing of the stuff."""
+    return _fit(rng, ([_sentence(f"{head}, {clause}") for clause in _stuff_clauses(scene)] for head in heads))
+
+
 def _cap_inventory(scene: Scene, rng: np.random.Generator) -> str:
-    groups = Counter(t.describe() for t in scene.things)
-    parts = [_a(d) if n == 1 else _counted(n, d) for d, n in groups.items()]
-    return _sentence(f"{_join(parts)} {_stuff_phrase(scene, rng)}")
+    return _with_stuff(rng, scene, _things(scene))
 
 
-def _cap_shape_count(scene: Scene, rng: np.random.Generator) -> str:
-    shape = _choice(rng, [t.shape for t in scene.things])
-    n = scene.count(shape=shape)
-    return _sentence(f"there {'is' if n == 1 else 'are'} {_counted(n, shape)} in the picture")
+def _cap_count(scene: Scene, rng: np.random.Generator) -> str:
+    heads = [_counted(len(scene.things), word) for word in ("shape", "object")]
+    return _fit(rng, ([_sentence(f"{head} {clause}: {things}") for head in heads for clause in _stuff_clauses(scene)]
+                       for things in _things(scene)))
 
 
-def _cap_total(scene: Scene, rng: np.random.Generator) -> str:
-    return _sentence(f"a scene with {_counted(len(scene.things), 'object')} {_stuff_phrase(scene, rng)}")
+def _cap_view(scene: Scene, rng: np.random.Generator) -> str:
+    nouns = [STUFF_NOUNS[s] for s in scene.stuff]
+    views = ([f"a view of {nouns[0]}", f"a picture of {nouns[0]}"] if len(nouns) == 1 else
+             [f"{nouns[0]} above {_join(nouns[1:])}", f"{_join(nouns)} from top to bottom"])
+    return _fit(rng, ([_sentence(f"{view}, with {things}") for view in views] for things in _things(scene)))
+
+
+def _placed(scene: Scene, things: Sequence[Thing]) -> str:
+    """'in the top left corner there is a large red circle and at the bottom a small star'."""
+    return _join([f"{_place(scene, t)} {'there is ' if k == 0 else ''}{_a(_desc(t))}" for k, t in enumerate(things)])
+
+
+def _cap_places(scene: Scene, rng: np.random.Generator) -> str:
+    """Where up to three things lie (two when three do not fit), then the others."""
+    things = list(scene.things)
+    shown = things if len(things) <= 3 else [things[i] for i in sorted(rng.choice(len(things), 2, replace=False))]
+    subsets = [shown, shown[:2]] if len(shown) == 3 else [shown]
+    return _with_stuff(rng, scene, [_placed(scene, sub) + other for sub in subsets for other in _others(scene, sub)])
 
 
 def _cap_relation(scene: Scene, rng: np.random.Generator) -> str | None:
@@ -117,30 +206,11 @@ def _cap_relation(scene: Scene, rng: np.random.Generator) -> str | None:
     if not triples:
         return None
     a, rel, b = _choice(rng, triples)
-    return _sentence(f"{_a(a.describe())} {rel} {_a(b.describe())}")
+    head = f"{_a(_desc(a))} {'to the ' if 'of' in rel else ''}{rel} {_a(_desc(b))}"
+    return _with_stuff(rng, scene, [head + other for other in _others(scene, (a, b))])
 
 
-def _cap_stuff(scene: Scene, rng: np.random.Generator) -> str:
-    t = _choice(rng, scene.things)
-    return _sentence(f"{_a(t.describe(('size', 'color', 'shape')))} {_stuff_phrase(scene, rng)}")
-
-
-def _cap_sizes(scene: Scene, rng: np.random.Generator) -> str:
-    kinds = Counter(t.describe(("size", "color", "shape")) for t in scene.things)
-    if len(kinds) == 1:
-        desc, n = kinds.popitem()
-        return _sentence(f"{_a(desc) if n == 1 else _counted(n, desc)} on {'its' if n == 1 else 'their'} own")
-    pair = rng.choice(len(kinds), 2, replace=False)
-    return _sentence(_join([_a(list(kinds)[i]) for i in sorted(pair)]))
-
-
-def _cap_colors(scene: Scene, rng: np.random.Generator) -> str:
-    colors = list(dict.fromkeys(t.color for t in scene.things))
-    what = _a(f"{colors[0]} shape") if len(scene.things) == 1 else f"{_join(colors)} shapes"
-    return _sentence(f"{what} {_stuff_phrase(scene, rng)}")
-
-
-CAPTIONS = (_cap_inventory, _cap_shape_count, _cap_total, _cap_relation, _cap_stuff, _cap_sizes, _cap_colors)
+CAPTIONS = (_cap_inventory, _cap_count, _cap_view, _cap_places, _cap_relation)
 
 
 # ---- VQA: each maker returns (question, answer, answer_type, plausible wrong answers) ---------
@@ -148,37 +218,41 @@ QA = tuple[str, str, str, list[str]]
 
 
 def _q_yes_no(scene: Scene, rng: np.random.Generator) -> QA | None:
-    yes = bool(rng.random() < 0.5)
-    form = int(rng.integers(3))
+    """The form is drawn before the answer and both answers use the same slot values, so each form is half yes."""
+    form, yes = int(rng.integers(4)), bool(rng.random() < 0.5)
     if form == 0:
-        color, shape = _choice(rng, scene.things).describe().split() if yes else _absent_pair(scene, rng)
-        question = f"is there {_a(f'{color} {shape}')}?"
+        pair = _choice(rng, scene.things).describe().split() if yes else _absent_pair(scene, rng)
+        if not pair:
+            return None
+        question = f"is there {_a(' '.join(pair))}?"
     elif form == 1:
-        present = {t.shape for t in scene.things}
-        shapes = sorted(present) if yes else [s for s in SHAPES if s not in present]
+        shapes = [s for s in SHAPES if bool(scene.count(shape=s)) == yes]
         if not shapes:
             return None
         question = f"are there any {_plural(_choice(rng, shapes))}?"
-    else:
+    elif form == 2:
         triples = scene.relations(unique_refs=True)
         if not triples:
             return None
         a, rel, b = _choice(rng, triples)
         question = f"is the {scene.ref(a)} {rel if yes else OPPOSITE[rel]} the {scene.ref(b)}?"
+    else:
+        question = f"can you see {STUFF_NOUNS[_choice(rng, [s for s in STUFF if (s in scene.stuff) == yes])]}?"
     return question, "yes" if yes else "no", "yes/no", ["no" if yes else "yes"]
 
 
 def _q_count(scene: Scene, rng: np.random.Generator) -> QA:
+    """The answer first, then a subject with that count; counts above one are favoured where the scene has one."""
     form = int(rng.integers(3))
-    present = rng.random() < 0.7  # mostly ask about something that is there
-    if form == 0:
-        shape = _choice(rng, [t.shape for t in scene.things] if present else SHAPES)
-        question, n = f"how many {_plural(shape)} are there?", scene.count(shape=shape)
-    elif form == 1:
-        color = _choice(rng, [t.color for t in scene.things] if present else list(COLORS))
-        question, n = f"how many {color} objects are there?", scene.count(color=color)
-    else:
+    if form == 2:
         question, n = "how many objects are there?", len(scene.things)
+    else:
+        attr, pattern = (("shape", "how many {} are there?"), ("color", "how many {} objects are there?"))[form]
+        counts = {v: scene.count(**{attr: v}) for v in VALUES[attr]}
+        big, small = sorted({c for c in counts.values() if c > 1}), sorted({c for c in counts.values() if c <= 1})
+        n = _choice(rng, big if big and (not small or rng.random() < BIG_COUNT_P) else small)
+        value = _choice(rng, [v for v, c in counts.items() if c == n])
+        question = pattern.format(_plural(value) if attr == "shape" else value)
     return question, str(n), "number", [str(m) for m in (n - 1, n + 1) if m >= 0]
 
 
@@ -244,130 +318,163 @@ def annotators(rng: np.random.Generator, answer: str, wrong: list[str]) -> list[
     return answers
 
 
-# ---- VE: statements that are true (entailment) or false (contradiction) --------------------
-def _st_exists(scene: Scene, rng: np.random.Generator, truth: bool) -> str:
-    phrase = _choice(rng, scene.things).describe() if truth else " ".join(_absent_pair(scene, rng))
-    return _sentence(f"there is {_a(phrase)}")
+# ---- VE: each template lists the statements it can make about a scene, by label -------------
+Statements = dict[str, list[str]]
 
 
-def _st_count(scene: Scene, rng: np.random.Generator, truth: bool) -> str:
-    shape = _choice(rng, [t.shape for t in scene.things] if rng.random() < 0.8 else SHAPES)
-    n = scene.count(shape=shape)
-    return _sentence(_there_are(n if truth else _wrong_count(rng, n), shape))
+def _st_attribute(scene: Scene, ref: str, pred: str, form: str) -> Statements:
+    """'the circle is red', where 'the circle' may be any circle: entailed if all of them are red, contradicted if
+    none is, neutral (neither entailed nor contradicted) if some are."""
+    out: Statements = defaultdict(list)
+    for v in dict.fromkeys(getattr(t, ref) for t in scene.things):
+        said = {getattr(t, pred) for t in scene.group(ref, v)}
+        for w in VALUES[pred]:
+            label = "contradiction" if w not in said else "entailment" if len(said) == 1 else "neutral"
+            out[label].append(form.format(v=v, w=w))
+    return out
 
 
-def _st_total(scene: Scene, rng: np.random.Generator, truth: bool) -> str:
-    n = len(scene.things)
-    return _sentence(f"{_there_are(n if truth else _wrong_count(rng, n), 'object')} in the picture")
+def _st_relation(scene: Scene, ref: str, form: str) -> Statements:
+    """'the circle is left of the star', read for every circle and every star: entailed if every reading holds
+    clearly, contradicted if the opposite does in every one, neutral if some hold and some are clearly false."""
+    out: Statements = defaultdict(list)
+    for va, vb in itertools.permutations(dict.fromkeys(getattr(t, ref) for t in scene.things), 2):
+        pairs = list(itertools.product(scene.group(ref, va), scene.group(ref, vb)))
+        for rel in RELATIONS:
+            true = sum(scene.holds(a, rel, b) for a, b in pairs)
+            false = sum(scene.holds(a, OPPOSITE[rel], b) for a, b in pairs)
+            if true and false:
+                out["neutral"].append(form.format(a=va, rel=rel, b=vb))
+            elif len(pairs) in (true, false):
+                out["entailment" if true else "contradiction"].append(form.format(a=va, rel=rel, b=vb))
+    return out
 
 
-def _st_relation(scene: Scene, rng: np.random.Generator, truth: bool) -> str | None:
-    triples = scene.relations(unique_refs=True)
-    if not triples:
-        return None
-    a, rel, b = _choice(rng, triples)
-    return _sentence(f"the {scene.ref(a)} is {rel if truth else OPPOSITE[rel]} the {scene.ref(b)}")
+def _st_exists(scene: Scene) -> Statements:
+    present = {_desc(t) for t in scene.things}
+    return {"entailment": [f"there is {_a(d)}" for d in ALL_THINGS if d in present],
+            "contradiction": [f"there is {_a(d)}" for d in ALL_THINGS if d not in present]}
 
 
-def _st_stuff(scene: Scene, rng: np.random.Generator, truth: bool) -> str:
-    name = _choice(rng, scene.stuff if truth else [s for s in STUFF if s not in scene.stuff])
-    return _sentence(f"the picture shows {STUFF_NOUNS[name]}")
+def _st_stuff(scene: Scene) -> Statements:
+    out: Statements = defaultdict(list)
+    for name in STUFF:
+        out["entailment" if name in scene.stuff else "contradiction"].append(f"the picture shows {STUFF_NOUNS[name]}")
+    return out
 
 
-def _st_size(scene: Scene, rng: np.random.Generator, truth: bool) -> str | None:
-    t = _choice(rng, scene.things)
-    size = t.size if truth else next(s for s in SIZES if s != t.size)
-    if not truth and scene.count(shape=t.shape, size=size):
-        return None
-    return _sentence(f"there is a {size} {t.shape}")
+def _st_more(scene: Scene) -> Statements:
+    out: Statements = defaultdict(list)
+    counts = Counter(t.shape for t in scene.things)
+    for a, b in itertools.permutations(SHAPES, 2):
+        na, nb = counts[a], counts[b]
+        if na != nb:
+            out["entailment" if na > nb else "contradiction"].append(f"there are more {_plural(a)} than {_plural(b)}")
+    return out
 
 
-STATEMENTS = (_st_exists, _st_count, _st_total, _st_relation, _st_stuff, _st_size)
-
-NEUTRAL_TEMPLATES = (
-    "the {thing} is made of {material}", "the photo was taken in {season}",
-    "the {thing} was painted by {person}", "the {thing} is heavier than it looks",
-    "someone put the {thing} there on purpose", "the {thing} belongs to {person}",
-    "the {thing} is slowly moving to the {side}", "the {thing} is hollow inside",
-    "{stuff_fact}",
+_P = functools.partial
+THREE_WAY: tuple[Callable[[Scene], Statements], ...] = (  # templates that can be neutral
+    _P(_st_attribute, ref="shape", pred="color", form="the {v} is {w}"),
+    _P(_st_attribute, ref="color", pred="shape", form="the {v} object is a {w}"),
+    _P(_st_attribute, ref="shape", pred="size", form="the {v} is {w}"),
+    _P(_st_attribute, ref="color", pred="size", form="the {v} object is {w}"),
+    _P(_st_attribute, ref="size", pred="color", form="the {v} object is {w}"),
+    _P(_st_attribute, ref="size", pred="shape", form="the {v} object is a {w}"),
+    _P(_st_relation, ref="shape", form="the {a} is {rel} the {b}"),
+    _P(_st_relation, ref="color", form="the {a} object is {rel} the {b} object"),
 )
-STUFF_FACTS = {"sky": "it will rain later today", "wall": "the wall is a hundred years old",
-               "grass": "the grass was cut yesterday", "water": "the water is cold", "sand": "the sand is hot"}
+TWO_WAY: tuple[Callable[[Scene], Statements], ...] = (_st_exists, _st_stuff, _st_more)  # always decidable
 
 
-def _neutral(scene: Scene, rng: np.random.Generator) -> str:
-    """A statement the image can neither confirm nor refute."""
-    return _sentence(_choice(rng, NEUTRAL_TEMPLATES).format(
-        thing=_choice(rng, scene.things).describe(),
-        material=_choice(rng, ("wood", "plastic", "rubber", "metal", "paper", "glass")),
-        season=_choice(rng, ("spring", "summer", "autumn", "winter")),
-        person=_choice(rng, ("a child", "a teacher", "an artist", "a robot")),
-        side=_choice(rng, ("left", "right")),
-        stuff_fact=STUFF_FACTS[_choice(rng, scene.stuff)]))
+def hypotheses(scene: Scene, rng: np.random.Generator, k: int) -> list[tuple[str, str]]:
+    """k (hypothesis, label) pairs, labels cycling through a seeded order of the three.
+    The template comes from those that can make all three labels about this scene, drawn without
+    looking at the label, so each template is a third each; a scene no such template fits (one or two
+    things, nothing ambiguous) gets two-way templates, and its neutral slots turn into a coin flip."""
+    labels = rng.permutation(VE_LABELS).tolist()
+    three = [s for s in (t(scene) for t in THREE_WAY) if all(s.get(label) for label in VE_LABELS)]
+    two = [] if three else [t(scene) for t in TWO_WAY]
+    out = []
+    for j in range(k):
+        label = labels[j % len(VE_LABELS)]
+        if not three and label == "neutral":
+            label = _choice(rng, ("entailment", "contradiction"))
+        statements = _choice(rng, three or [s for s in two if s.get(label)])
+        out.append((_sentence(_choice(rng, statements[label])), label))
+    return out
 
 
-def hypothesis(scene: Scene, rng: np.random.Generator, label: str) -> str:
-    if label == "neutral":
-        return _neutral(scene, rng)
-    for i in rng.permutation(len(STATEMENTS)):
-        text = STATEMENTS[i](scene, rng, label == "entailment")
-        if text:
-            return text
-    raise AssertionError("_st_exists always yields a statement")
+# ---- NLVR2: a statement with its truth test, drawn before the pair of scenes -----------------
+PairTest = Callable[[Scene, Scene], bool]
 
 
-# ---- NLVR2: a statement about two scenes, returned with its truth --------------------------
-def _shape_of(left: Scene, right: Scene, rng: np.random.Generator) -> str:
-    """A shape from either image, or now and then any shape."""
-    return _choice(rng, [t.shape for t in left.things + right.things] if rng.random() < 0.8 else SHAPES)
-
-
-def _nl_more(left: Scene, right: Scene, rng: np.random.Generator) -> tuple[str, bool]:
-    shape = _shape_of(left, right, rng)
-    if rng.random() < 0.5:
-        return (f"The left image contains more {_plural(shape)} than the right image.",
-                left.count(shape=shape) > right.count(shape=shape))
-    return "The right image contains more objects than the left image.", len(right.things) > len(left.things)
-
-
-def _nl_both_color(left: Scene, right: Scene, rng: np.random.Generator) -> tuple[str, bool]:
-    color = _choice(rng, [t.color for t in left.things + right.things])
-    return f"Both images contain {_a(color)} object.", bool(left.count(color=color) and right.count(color=color))
-
-
-def _nl_stuff(left: Scene, right: Scene, rng: np.random.Generator) -> tuple[str, bool]:
-    name = _choice(rng, STUFF)
-    if rng.random() < 0.5:
-        return f"Exactly one image has {STUFF_NOUNS[name]}.", (name in left.stuff) != (name in right.stuff)
-    return f"Both images show {STUFF_NOUNS[name]}.", name in left.stuff and name in right.stuff
-
-
-def _nl_total(left: Scene, right: Scene, rng: np.random.Generator) -> tuple[str, bool]:
-    shape = _shape_of(left, right, rng)
-    n = left.count(shape=shape) + right.count(shape=shape)
-    claim = n if rng.random() < 0.5 else _wrong_count(rng, n)
-    return _sentence(f"{_there_are(claim, shape)} in the two images"), claim == n
-
-
-def _nl_only_left(left: Scene, right: Scene, rng: np.random.Generator) -> tuple[str, bool]:
-    color, shape = _choice(rng, left.things + right.things).describe().split()
-    return (f"The left image has {_a(f'{color} {shape}')} but the right image does not.",
-            bool(left.count(shape=shape, color=color)) and not right.count(shape=shape, color=color))
-
-
-def _nl_neither(left: Scene, right: Scene, rng: np.random.Generator) -> tuple[str, bool]:
+def _nl_more(rng: np.random.Generator) -> tuple[str, PairTest]:
     shape = _choice(rng, SHAPES)
-    return f"Neither image contains {_a(shape)}.", not (left.count(shape=shape) or right.count(shape=shape))
+    return (f"The left image contains more {_plural(shape)} than the right image.",
+            lambda left, right: left.count(shape=shape) > right.count(shape=shape))
 
 
-PAIR_STATEMENTS = (_nl_more, _nl_both_color, _nl_stuff, _nl_total, _nl_only_left, _nl_neither)
+def _nl_more_objects(rng: np.random.Generator) -> tuple[str, PairTest]:
+    return ("The right image contains more objects than the left image.",
+            lambda left, right: len(right.things) > len(left.things))
 
 
-def pair_statement(left: Scene, right: Scene, rng: np.random.Generator, tries: int = 30) -> tuple[str, bool]:
-    """A statement whose truth is a fair coin flip (drawn until one matches, within `tries`)."""
-    want = bool(rng.random() < 0.5)
-    for _ in range(tries):
-        sentence, truth = _choice(rng, PAIR_STATEMENTS)(left, right, rng)
-        if truth == want:
-            break
-    return sentence, bool(truth)
+def _nl_both_color(rng: np.random.Generator) -> tuple[str, PairTest]:
+    color = _choice(rng, list(COLORS))
+    return f"Both images contain {_a(color)} object.", lambda left, right: bool(
+        left.count(color=color) and right.count(color=color))
+
+
+def _nl_both_thing(rng: np.random.Generator) -> tuple[str, PairTest]:
+    size, shape = _choice(rng, SIZES), _choice(rng, SHAPES)
+    return f"Both images contain a {size} {shape}.", lambda left, right: bool(
+        left.count(shape=shape, size=size) and right.count(shape=shape, size=size))
+
+
+def _nl_one_stuff(rng: np.random.Generator) -> tuple[str, PairTest]:
+    name = _choice(rng, STUFF)
+    return (f"Exactly one image has {STUFF_NOUNS[name]}.",
+            lambda left, right: (name in left.stuff) != (name in right.stuff))
+
+
+def _nl_both_stuff(rng: np.random.Generator) -> tuple[str, PairTest]:
+    name = _choice(rng, STUFF)
+    return f"Both images show {STUFF_NOUNS[name]}.", lambda left, right: name in left.stuff and name in right.stuff
+
+
+def _nl_total(rng: np.random.Generator) -> tuple[str, PairTest]:
+    shape, n = _choice(rng, SHAPES), int(rng.integers(4))
+    return (_sentence(f"{_there_are(n, shape)} in the two images"),
+            lambda left, right: left.count(shape=shape) + right.count(shape=shape) == n)
+
+
+def _nl_only_left(rng: np.random.Generator) -> tuple[str, PairTest]:
+    color, shape = _choice(rng, list(COLORS)), _choice(rng, SHAPES)
+    return (f"The left image has {_a(f'{color} {shape}')} but the right image does not.",
+            lambda left, right: left.count(shape=shape, color=color) > 0 and not right.count(shape=shape, color=color))
+
+
+def _nl_neither(rng: np.random.Generator) -> tuple[str, PairTest]:
+    shape = _choice(rng, SHAPES)
+    return (f"Neither image contains {_a(shape)}.",
+            lambda left, right: not (left.count(shape=shape) or right.count(shape=shape)))
+
+
+PAIR_STATEMENTS = (_nl_more, _nl_more_objects, _nl_both_color, _nl_both_thing, _nl_one_stuff, _nl_both_stuff,
+                   _nl_total, _nl_only_left, _nl_neither)
+
+
+def pair_statement(scenes: Sequence[Scene], rng: np.random.Generator) -> tuple[int, int, str, bool]:
+    """(left index, right index, statement, truth). The template and its words come first, then pairs of
+    scenes are drawn until the truth matches a fair coin, so every statement is true half of the time;
+    in a split too small for that the last pair is kept with its own truth."""
+    make, want = _choice(rng, PAIR_STATEMENTS), bool(rng.random() < 0.5)
+    for _ in range(PAIR_ROUNDS):
+        sentence, test = make(rng)
+        for _ in range(PAIR_TRIES):
+            i = int(rng.integers(len(scenes)))
+            j = (i + 1 + int(rng.integers(len(scenes) - 1))) % len(scenes) if len(scenes) > 1 else i  # j != i
+            if (truth := test(scenes[i], scenes[j])) == want:
+                return i, j, sentence, truth
+    return i, j, sentence, truth

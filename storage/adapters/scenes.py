@@ -16,7 +16,7 @@ from tqdm import tqdm
 from storage import maskcodec
 from storage.adapters.base import Prepared, Row
 from storage.adapters.scene_render import COLORS, SHAPES, STUFF, Scene, make_scene
-from storage.adapters.scene_text import CAPTIONS, VQA_MAKERS, annotators, hypothesis, pair_statement, pick
+from storage.adapters.scene_text import CAPTIONS, VQA_MAKERS, annotators, hypotheses, pair_statement, pick
 from storage.atomic import write_bytes
 from storage.tables import SPLITS
 
@@ -33,19 +33,16 @@ def _text_rows(prep: Prepared, scene: Scene, image_id: str, split: str, rng: np.
     for j, (question, answer, kind, wrong) in enumerate(pick(rng, VQA_MAKERS, scene, questions, key=lambda q: q[0])):
         prep.vqa.append({"question_id": f"{image_id}-q{j}", "image_id": image_id, "question": question,
                          "answers": annotators(rng, answer, wrong), "answer_type": kind, "split": split})
-    labels = rng.permutation(["entailment", "neutral", "contradiction"]).tolist()
-    for j in range(ve):
-        label = labels[j % 3]
-        prep.ve.append({"pair_id": f"{image_id}-e{j}", "image_id": image_id,
-                        "hypothesis": hypothesis(scene, rng, label), "label": label, "split": split})
+    for j, (text, label) in enumerate(hypotheses(scene, rng, ve)):
+        prep.ve.append({"pair_id": f"{image_id}-e{j}", "image_id": image_id, "hypothesis": text, "label": label,
+                        "split": split})
 
 
 def _pair_rows(scenes: list[Scene], split: str, n_pairs: int, seed: int, split_index: int) -> list[Row]:
     rows = []
     for k in range(n_pairs):
         rng = np.random.default_rng([seed, split_index, k, PAIR_STREAM])
-        i, j = rng.choice(len(scenes), 2, replace=False) if len(scenes) > 1 else (0, 0)
-        sentence, label = pair_statement(scenes[i], scenes[j], rng)
+        i, j, sentence, label = pair_statement(scenes, rng)
         rows.append({"pair_id": f"scenes-{split}-p{k:06d}", "left_image_id": f"scenes-{split}-{i:06d}",
                      "right_image_id": f"scenes-{split}-{j:06d}", "sentence": sentence, "label": label,
                      "split": split})

@@ -5,7 +5,8 @@
     v2_mscoco_{train2014,val2014}_annotations.json
         {"annotations": [{"question_id", "image_id", "answer_type", "answers": [{"answer"}] x 10}], ...}
 
-Images: `<images>/<folder>/COCO_<folder>_<image_id:012d>.jpg` (train2014/, val2014/, test2015/).
+Images: `<images>/<folder>/COCO_<folder>_<image_id:012d>.jpg` (train2014/, val2014/, test2015/); `images`
+is the parent of those folders (a wrong level is a DatasetError).
 Splits: train2014 -> train, val2014 -> val; the test questions have no answers: they become rows
 with answers [] and answer_type null in split "test", subset "test-dev2015" for the questions of
 the test-dev file and "test2015" for the rest of the test2015 (test-std) file. A test-dev result
@@ -24,7 +25,7 @@ from typing import Any
 from tqdm import tqdm
 
 from storage.adapters.base import Prepared
-from storage.adapters.official import Builder, require, require_param, stream_json, text_problem
+from storage.adapters.official import Builder, image_folder, require, require_param, stream_json, text_problem
 
 URL = "https://visualqa.org/download.html"
 SUBSETS = ("train2014", "val2014", "test-dev2015", "test2015")
@@ -54,15 +55,16 @@ def read_questions(b: Builder, records: Iterable[Any], source: str) -> dict[str,
     out: dict[str, dict[str, Any]] = {}
     for i, rec in enumerate(records):
         qid = str(rec.get("question_id", f"{source}#{i}")) if isinstance(rec, dict) else f"{source}#{i}"
-        problem = text_problem(rec, ("question_id", "image_id", "question"))
-        if problem is None and _image_id(rec) is None:
-            problem = f"bad image_id {rec['image_id']!r}"
-        if problem is None and qid in out:
-            problem = f"duplicate question id in {source}"
-        if problem:
-            b.reject("vqa", qid, problem)
-            continue
-        out[qid] = rec
+        with b.record("vqa", qid):
+            problem = text_problem(rec, ("question_id", "image_id", "question"))
+            if problem is None and _image_id(rec) is None:
+                problem = f"bad image_id {rec['image_id']!r}"
+            if problem is None and qid in out:
+                problem = f"duplicate question id in {source}"
+            if problem:
+                b.reject("vqa", qid, problem)
+                continue
+            out[qid] = rec
     return out
 
 
@@ -82,35 +84,35 @@ def join_answers(b: Builder, questions: dict[str, dict[str, Any]], annotations: 
     for i, ann in enumerate(annotations):
         qid = str(ann.get("question_id", f"{source}#{i}")) if isinstance(ann, dict) else f"{source}#{i}"
         q = questions.pop(qid, None)
-        problem = text_problem(ann, ("question_id", "image_id", "answers", "answer_type"))
-        if problem is None and q is None:
-            problem = f"annotation of an unknown or already annotated question in {source}"
-        if problem is None and ann["image_id"] != q["image_id"]:
-            problem = f"annotation image_id {ann['image_id']!r} differs from the question's {q['image_id']!r}"
-        problem = problem or _answers_problem(ann)
-        if problem:
-            # The question (if any) and its annotation are one item: one reject.
-            b.reject("vqa", qid, problem)
-            continue
-        image_id, path = image(q)
-        b.image(image_id, path, split)
-        b.row("vqa", {"question_id": qid, "image_id": image_id, "question": q["question"],
-                      "answers": [sys.intern(a["answer"]) for a in ann["answers"]],
-                      "answer_type": sys.intern(str(ann["answer_type"])),
-                      "split": split})
+        with b.record("vqa", qid):   # the question (if any) and its annotation are one item: one reject
+            problem = text_problem(ann, ("question_id", "image_id", "answers", "answer_type"))
+            if problem is None and q is None:
+                problem = f"annotation of an unknown or already annotated question in {source}"
+            if problem is None and ann["image_id"] != q["image_id"]:
+                problem = f"annotation image_id {ann['image_id']!r} differs from the question's {q['image_id']!r}"
+            problem = problem or _answers_problem(ann)
+            if problem:
+                b.reject("vqa", qid, problem)
+                continue
+            image_id, path = image(q)
+            b.image(image_id, path, split)
+            b.row("vqa", {"question_id": qid, "image_id": image_id, "question": q["question"],
+                          "answers": [sys.intern(a["answer"]) for a in ann["answers"]],
+                          "answer_type": sys.intern(str(ann["answer_type"])),
+                          "split": split})
     for qid in questions:
         b.reject("vqa", qid, f"question without an annotation in {source}")
 
 
 def build(annotations: str | None, images: str | None, *, splits: list[str], progress: bool = True) -> Prepared:
     ann = require_param(annotations, "vqav2", "annotations", "folder of the official question/annotation files")
-    img_root = require(require_param(images, "vqav2", "images", "folder holding train2014/ val2014/ test2015/"),
-                       "images folder", "vqav2", URL, "vqav2.images", folder=True)
     files = {s: require(ann / questions_file(s), questions_file(s), "vqav2", URL, "vqav2.annotations")
              for s in splits}
     ann_files = {s: require(ann / annotations_file(s), annotations_file(s), "vqav2", URL, "vqav2.annotations")
                  for s in splits if s in ("train2014", "val2014")}
-    b = Builder()
+    folders = tuple(dict.fromkeys(IMAGE_FOLDER.values()))
+    img_root = image_folder(images, "vqav2", URL, "folder holding train2014/ val2014/ test2015/", holds=folders)
+    b = Builder(img_root, folders)
 
     def bar(it: Iterable[Any], name: str) -> Iterable[Any]:
         return tqdm(it, desc=f"vqav2 {name}", unit="q", disable=not progress, mininterval=1.0)

@@ -99,7 +99,8 @@ def test_for_inference_matches_unfused_eval(name: str, layer: str) -> None:
 
 
 def test_seeded_construction_is_deterministic() -> None:
-    a, b, c = build("resnet18", "layer3", seed=7), build("resnet18", "layer3", seed=7), build("resnet18", "layer3", seed=8)
+    a, b = build("resnet18", "layer3", seed=7), build("resnet18", "layer3", seed=7)
+    c = build("resnet18", "layer3", seed=8)
     sa, sb, sc = a.state_dict(), b.state_dict(), c.state_dict()
     assert sa.keys() == sb.keys()
     assert all(torch.equal(sa[k], sb[k]) for k in sa)

@@ -39,7 +39,7 @@ def test_vqa_model_trains_and_reports_accuracy():
     out = model(batch)
     assert set(out) >= {"loss", "acc", "firing_rate"} and out["loss"].requires_grad
     out["loss"].backward()
-    assert model.head.net[0].weight.grad is not None and model.visual.node_input.feat.weight.grad is not None
+    assert model.head.hidden[0].weight.grad is not None and model.visual.node_input.feat.weight.grad is not None
 
 
 @pytest.mark.parametrize("pool", ["joint", "product"])
@@ -62,7 +62,7 @@ def test_questions_about_one_image_share_its_visual_pass(pool):
 
 def test_nlvr2_concatenates_two_images_and_blind_ignores_them():
     model = _task("nlvr2", 2)
-    assert model.head.net[0].in_features == 2 * 32
+    assert model.head.hidden[0].in_features == 2 * 32
     ids, mask = _ids()
     batch = TaskBatch(ids, mask, [_nodes(0), _nodes(1)], [torch.arange(B)] * 2, torch.zeros(B, dtype=torch.long))
     assert model.logits(batch).shape == (B, 2)
@@ -116,14 +116,14 @@ def test_product_pooling_is_joint_mean_and_standardised_unimodal_product():
         / torch.cat([mask, nodes.node_mask[index]], 1).sum(1, keepdim=True)
     want = torch.cat([joint, standard(text_mean, bn_t) * standard(img_mean, bn_i)[index]], 1)
     torch.testing.assert_close(model.pooled(ids, mask, nodes, index), want, atol=1e-5, rtol=1e-4)
-    assert model.head.net[0].in_features == 2 * 32
+    assert model.head.hidden[0].in_features == 2 * 32
     assert bn_t.num_batches_tracked.item() == 1 and not torch.equal(bn_i.running_mean, torch.zeros(32))
 
 
 def test_product_pooling_blind_has_the_same_head_with_zeros_for_the_product():
     ids, mask = _ids()
     blind = _task("nlvr2", 2, blind=True, pool="product")
-    assert blind.head.net[0].in_features == 2 * 2 * 32 + 32 and not hasattr(blind, "norm_text")
+    assert blind.head.hidden[0].in_features == 2 * 2 * 32 + 32 and not hasattr(blind, "norm_text")
     pooled = blind.pooled(ids, mask)
     assert pooled.shape == (B, 64) and torch.equal(pooled[:, 32:], torch.zeros(B, 32))
     logits = blind.logits(TaskBatch(ids, mask, [], [], torch.zeros(B, dtype=torch.long)))

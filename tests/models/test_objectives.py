@@ -14,11 +14,11 @@ from models.objectives import (
     ContrastiveHead,
     ITMHead,
     MLMHead,
-    MomentumQueue,
     MVMHead,
     STLHead,
     STUAHead,
     focal_loss,
+    info_nce,
     itm_accuracy,
     itm_loss,
     mask_tokens,
@@ -102,30 +102,20 @@ def test_temperature_stays_in_clamp_range() -> None:
     assert head.temperature().item() == pytest.approx(0.001)
 
 
-def test_queue_adds_negatives() -> None:
+def test_same_caption_pairs_are_not_itc_negatives() -> None:
     torch.manual_seed(0)
-    head = ContrastiveHead(D)
-    img, txt = torch.randn(4, D), torch.randn(4, D)
-    base, _ = head(img, txt)
-    with torch.no_grad():
-        img_emb, txt_emb = head.embed(img, txt)
-    queue_t, queue_i = MomentumQueue(8, 256), MomentumQueue(8, 256)
-    assert queue_t.items().shape == (0, 256)
-    queue_t.enqueue(img_emb)            # texts identical to the images: hard negatives
-    queue_i.enqueue(txt_emb)
-    harder, _ = head(img, txt, img_queue=queue_i.items(), txt_queue=queue_t.items())
-    assert harder.item() > base.item() + 0.5
-
-
-def test_momentum_queue_is_fifo() -> None:
-    q = MomentumQueue(3, 2)
-    q.enqueue(torch.tensor([[1.0, 0], [2, 0]]))
-    assert q.items()[:, 0].tolist() == [1, 2]
-    q.enqueue(torch.tensor([[3.0, 0], [4, 0]]))     # overwrites the oldest (1)
-    assert q.items()[:, 0].tolist() == [4, 2, 3] and int(q.count) == 3
-    q.enqueue(torch.tensor([[5.0, 0], [6, 0], [7, 0], [8, 0]]))    # more than size: last 3 kept
-    assert sorted(q.items()[:, 0].tolist()) == [6, 7, 8]
-    assert set(q.state_dict()) == {"store", "ptr", "count"}
+    img, txt = F.normalize(torch.randn(4, 8), dim=-1), F.normalize(torch.randn(4, 8), dim=-1)
+    same = torch.eye(4, dtype=torch.bool)
+    same[0, 1] = same[1, 0] = True        # pairs 0 and 1 share a caption text
+    temp = torch.tensor(0.1)
+    masked, sim = info_nce(img, txt, temp, same)
+    plain, sim_plain = info_nce(img, txt, temp)
+    assert torch.equal(sim, sim_plain)    # the similarities handed to ITM stay unmasked
+    keep = ~(same & ~torch.eye(4, dtype=torch.bool))
+    by_hand = sum(F.cross_entropy(m[i][keep[i]][None], torch.tensor([int(keep[i][:i].sum())]))
+                  for m in (sim, sim.T) for i in range(4)) / 8
+    assert masked.item() == pytest.approx(by_hand.item(), rel=1e-5)
+    assert masked.item() != pytest.approx(plain.item())
 
 
 def test_itc_overfits() -> None:
@@ -150,6 +140,20 @@ def test_hard_negatives_never_positive_and_b2() -> None:
     assert neg_t.tolist() == [1, 0] and neg_i.tolist() == [1, 0]
     with pytest.raises(ValueError):
         sample_hard_negatives(torch.zeros(1, 1))
+
+
+def test_hard_negatives_skip_same_caption_pairs() -> None:
+    sim = torch.zeros(4, 4)
+    sim[0, 1] = sim[1, 0] = 50.0                              # 0 and 1 would be each other's hardest negative
+    same = torch.eye(4, dtype=torch.bool)
+    same[0, 1] = same[1, 0] = True                            # ... but they share a caption text
+    g = gen(0)
+    for _ in range(30):
+        neg_t, neg_i = sample_hard_negatives(sim, g, exclude=same)
+        assert neg_t[0] not in (0, 1) and neg_t[1] not in (0, 1) and neg_i[0] not in (0, 1)
+    everyone = torch.ones(3, 3, dtype=torch.bool)              # all captions equal: fall back to any other sample
+    neg_t, _ = sample_hard_negatives(torch.zeros(3, 3), g, exclude=everyone)
+    assert (neg_t != torch.arange(3)).all()
 
 
 def test_hard_negatives_follow_similarity() -> None:

@@ -153,7 +153,7 @@ def test_pool_batch() -> None:
     B, C, h, w, K = 3, 4, 3, 3, 5
     f = torch.from_numpy(rng.normal(size=(B, C, h, w)).astype(np.float32))
     covs = []
-    for b in range(B):
+    for _ in range(B):
         slots = rng.integers(0, K + 1, (10, 10)).astype(np.int32)
         covs.append(mask_coverage(slots, K, (h, w)))
     covs[1][2:] = 0                                       # item 1 has only 2 nodes: padded rows

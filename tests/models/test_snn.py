@@ -92,9 +92,10 @@ def test_gradient_reaches_weights_and_input() -> None:
     assert feats.grad[~node_mask].abs().sum() == 0     # padded slots inject nothing
 
 
-def one_neuron(batch_as_time: bool) -> SNNEncoder:
-    """1 input -> 1 LIF (tau 2, threshold 1), weight 1.2, eval mode: tdBN is ~identity."""
-    enc = SNNEncoder(1, [], 1, batch_as_time=batch_as_time).eval()
+def one_neuron(batch_as_time: bool, training: bool = True) -> SNNEncoder:
+    """1 input -> 1 LIF (tau 2, threshold 1), weight 1.2; tdBN in eval mode is ~identity."""
+    enc = SNNEncoder(1, [], 1, batch_as_time=batch_as_time).train(training)
+    enc.norms.eval()
     with torch.no_grad():
         enc.linears[0].weight.fill_(1.2)
     return enc
@@ -112,9 +113,9 @@ def test_batch_as_time_carries_membrane_across_samples() -> None:
     after_silent = carry(silent_first, node_mask)[:, 1].flatten().tolist()
     assert after_silent == [0.0, 0.0, 1.0, 0.0]
     assert after_strong == [0.0, 1.0, 0.0, 0.0]
-    reset = one_neuron(batch_as_time=False)
-    assert reset(strong_first, node_mask)[:, 1].flatten().tolist() == [0.0, 0.0, 1.0, 0.0]
-    assert reset(silent_first, node_mask)[:, 1].flatten().tolist() == [0.0, 0.0, 1.0, 0.0]
+    for reset in (one_neuron(batch_as_time=False), one_neuron(batch_as_time=True, training=False)):
+        assert reset(strong_first, node_mask)[:, 1].flatten().tolist() == [0.0, 0.0, 1.0, 0.0]
+        assert reset(silent_first, node_mask)[:, 1].flatten().tolist() == [0.0, 0.0, 1.0, 0.0]
 
 
 def test_reset_per_sample_is_independent_of_other_samples() -> None:

@@ -161,10 +161,61 @@ def test_missing_pretrain_checkpoint(workspace, tmp_path):
         finetune.run("nlvr2")
 
 
+@pytest.mark.slow
+def test_random_init_is_the_no_pretraining_control(workspace, tmp_path):
+    """finetune.init: random starts from fresh weights (no pretrain checkpoint needed); pretrained from the
+    checkpoint: the two starting models differ, and the init is recorded in the task's meta.json."""
+    from stages.common.model_factory import initial_model
+    _workspace(workspace)
+    C, K = feature_meta(["scenes"])
+    with torch.no_grad():
+        for p in (trained := build_model(params.load("model"), C, K, 2)).parameters():
+            p.add_(1.0)                              # a "pretrained" checkpoint unlike any fresh init
+    torch.save(trained.state_dict(), paths.pretrained_weights())
+    torch.manual_seed(0)
+    fresh = initial_model(params.load("model"), C, K, "random").state_dict()
+    loaded = initial_model(params.load("model"), C, K, "pretrained").state_dict()
+    assert torch.equal(loaded["itm.fc.weight"], trained.state_dict()["itm.fc.weight"])
+    assert not torch.equal(fresh["itm.fc.weight"], loaded["itm.fc.weight"])
+    paths.pretrained_weights().unlink()
+    _set(tmp_path, finetune={"init": "random", "nlvr2": {"datasets": ["scenes"], "epochs": 1, "blind_epochs": 1,
+                                                          "batch_size": 8, "max_samples": 16}})
+    finetune.run("nlvr2")
+    assert json.loads(paths.task_meta("nlvr2", "scenes").read_text())["init"] == "random"
+
+
+@pytest.mark.slow
+def test_predictions_do_not_depend_on_batch_size_or_order(workspace):
+    """The evaluation protocol for batch-as-time models: a test prediction is the same whatever
+    `evaluate.batch_size` is and however the test table is ordered (README "The model and pretraining")."""
+    import dataclasses
+
+    import numpy as np
+
+    from models.downstream import TaskModel
+    from stages.data.tasks import TaskCollator, load_task
+    _workspace(workspace)
+    mcfg = params.load("model")
+    C, K = feature_meta(["scenes"])
+    torch.manual_seed(0)
+    model = TaskModel.from_pretrained(build_model(mcfg, C, K, 2), "ve", 3, pool="product").eval()
+    data = load_task("ve", "scenes", "test")
+    order = np.random.default_rng(0).permutation(len(data)).tolist()
+    shuffled = dataclasses.replace(data, **{f: [getattr(data, f)[i] for i in order]
+                                            for f in ("ids", "images", "texts", "labels")})
+    runs = {}
+    for name, d, bs in (("table, 4", data, 4), ("table, 64", data, 64), ("shuffled, 16", shuffled, 16)):
+        with torch.no_grad():
+            preds = evaluate.predict(model, d, TaskCollator(d, K, mcfg.max_text_len), bs)
+        runs[name] = dict(zip(d.ids, preds.tolist()))
+    assert runs["table, 4"] == runs["table, 64"] == runs["shuffled, 16"]
+
+
 def test_vqav2_test_predictions_become_evalai_files(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
+    subsets = (("11", "test-dev2015"), ("12", "test2015"), ("13", "test-dev2015"))
     rows = [{"question_id": q, "image_id": "coco-1", "question": "what?", "answers": [], "answer_type": None,
-             "split": "test", "subset": sub} for q, sub in (("11", "test-dev2015"), ("12", "test2015"), ("13", "test-dev2015"))]
+             "split": "test", "subset": sub} for q, sub in subsets]
     write_table(table_path(tmp_path / "data/prepared/vqav2", "vqa"), "vqa", rows)
     data = TaskData("vqa", "vqav2", "test", ids=["11", "12", "13"])
     evaluate._write_submissions("vqa", "vqav2", data, ["yes", "2", "red"])
@@ -182,7 +233,8 @@ def test_image_batches_keep_every_sample_once_and_two_images_per_batch():
     data = TaskData("nlvr2", "toy", "train")
     for image, n in per_image.items():
         for k in range(n):
-            data.ids.append(f"{image}{k}"), data.images.append((image, "x")), data.texts.append("t"), data.labels.append(0)
+            data.ids.append(f"{image}{k}"), data.images.append((image, "x"))
+            data.texts.append("t"), data.labels.append(0)
     for seed in (None, 0, 1):
         batches = image_batches(data, 4, seed)
         assert sorted(i for b in batches for i in b) == list(range(len(data)))

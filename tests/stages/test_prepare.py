@@ -22,7 +22,8 @@ def _custom(tmp_path, bad_images):
         '["not", "an", "object"]',
         '{"id": "noimage"}',                                        # missing image
         '{"image": "ok.jpg", "id": "typo", "captions": "one string"}',
-        '{"image": "ok.jpg", "id": "weird", "questions": [{"question": "q", "answers": ["a"], "answer_type": "color"}]}',
+        '{"image": "ok.jpg", "id": "weird", '
+        '"questions": [{"question": "q", "answers": ["a"], "answer_type": "color"}]}',
         '{"image": "ok.jpg", "id": "badsplit", "split": "dev", "captions": ["x"]}',
         '{"image": "ok.jpg", "id": "emptycap", "captions": ["  "]}',
     ]
@@ -104,3 +105,31 @@ def test_bad_inputs_through_segment_and_features(workspace, tmp_path, bad_images
         assert npy_load(shards.get("flat")["nodes.npy"]).shape[0] == 1  # a single flat colour: one segment
         assert npy_load(shards.get("flat")["edges.npy"]).shape == (2, 0)
         assert npy_load(shards.get("8x8")["nodes.npy"]).shape[0] >= 1
+
+
+def test_replacing_an_image_in_place_changes_prepare_and_segment(workspace, tmp_path):
+    """images.parquet records each image's SHA-256, so the segment fingerprint (which hashes it) sees new bytes."""
+    from stages import segment
+    from storage.shards import ShardReader
+    from tests.storage.official_layout import image
+
+    root, ann = tmp_path / "imgs", tmp_path / "ann.jsonl"
+    for name in ("a.png", "b.png"):
+        image(root / name, seed=0, size=48)
+    ann.write_text('{"image": "a.png", "id": "a"}\n{"image": "b.png", "id": "b"}\n')
+    workspace({"datasets": ["custom"], "prepare": {"custom": {"root": str(root), "annotations": str(ann)}}})
+
+    def run() -> tuple[dict[str, str], bytes]:
+        prepare.run("custom")
+        segment.run("custom")
+        digests = {r["image_id"]: r["sha256"] for r in
+                   pq.read_table(tmp_path / "data/prepared/custom/images.parquet").to_pylist()}
+        with ShardReader(tmp_path / "data/masks/custom") as shards:
+            return digests, shards.get("b")["seg.png"]
+
+    before, seg_before = run()
+    assert before["a"] == before["b"] and len(before["a"]) == 64   # same bytes, same digest
+    image(root / "b.png", seed=7, size=48)                                   # replaced in place
+    after, seg_after = run()
+    assert after["a"] == before["a"] and after["b"] != before["b"]
+    assert seg_after != seg_before                                           # not the old shard

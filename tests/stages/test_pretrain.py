@@ -17,7 +17,7 @@ from tests.conftest import REPO
 
 TINY = {"prepare": {"scenes": {"splits": {"train": 16, "val": 6, "test": 2}}},
         "pretrain": {"batch_size": 4, "heldout": 6, "warmup": {"epochs": 1}, "main": {"epochs": 2}},
-        "reorder": {"candidates": 6, "batch_size": 8},
+        "reorder": {"candidates": 8, "batch_size": 8},
         "model": {"T": 2, "M": 32}}
 WAIT_S = 300  # for the killed run to reach its 5th checkpoint; the whole stage takes far less
 

@@ -67,7 +67,7 @@ def test_stage_end_to_end(warm_workspace):
     first = paths.reorder_batches().read_bytes()
     reorder.run()
     assert paths.reorder_batches().read_bytes() == first
-    warm_workspace(OVERRIDES | {"reorder": {"candidates": 8, "batch_size": 8, "retrieve_number": 5}})
+    warm_workspace(OVERRIDES | {"reorder": {"candidates": 10, "batch_size": 8, "retrieve_number": 5}})
     reorder.run()
     sizes = np.bincount(pq.read_table(paths.reorder_batches()).column("batch_id").to_numpy()).tolist()
     assert sizes == [5, 5, 5, 5, 4]
@@ -91,6 +91,54 @@ def test_stage_groups_similar_samples(warm_workspace, monkeypatch):
     assert metrics["within_group_itc"] > metrics["random_group_itc"] + 0.3
     assert metrics["anchor_itc"] > metrics["random_anchor_itc"] + 0.3
     assert json.loads((paths.reorder_dir() / "metrics.json").read_text()) == metrics
+
+
+def test_planted_itm_scores_decide_the_groups(warm_workspace, monkeypatch):
+    """ITM scores that contradict ITC decide membership: each anchor's group is its best-ITM candidates,
+    and permuting the scores changes the groups. The stored itm_score of every member equals a direct
+    ITM forward of (member caption, anchor image)."""
+    real_itm = itm.Scorer.itm
+
+    def planted(table):
+        def score(self, image, text, desc):
+            return table[np.asarray(image), np.asarray(text)].astype(np.float32)
+        return score
+
+    groups = []
+    for seed in (0, 1):
+        table = np.random.default_rng(seed).random((24, 24))      # ITM scores unrelated to ITC: a permutation
+        monkeypatch.setattr(itm.Scorer, "itm", planted(table))
+        metrics = reorder.run()
+        rows = pq.read_table(paths.reorder_batches()).to_pylist()
+        groups.append({r["batch_id"]: [] for r in rows})
+        for r in rows:
+            groups[-1][r["batch_id"]].append(r["sample_id"])
+        assert metrics["filled_by_itc"] <= 0.5
+        stored = [r["itm_score"] for r in rows if r["position"] > 0]
+        assert np.allclose(stored, [table[int(groups[-1][r["batch_id"]][0][-6:]), int(r["sample_id"][-6:])]
+                                    for r in rows if r["position"] > 0], atol=1e-6)
+    assert sorted(map(sorted, groups[0].values())) != sorted(map(sorted, groups[1].values()))
+
+    monkeypatch.setattr(itm.Scorer, "itm", real_itm)
+    reorder.run()
+    samples = load_samples(["scenes"], "train")
+    index = {s: i for i, s in enumerate(samples.image_ids)}
+    rows = pq.read_table(paths.reorder_batches()).to_pylist()
+    anchors = {r["batch_id"]: index[r["sample_id"]] for r in rows if r["position"] == 0}
+    C, K = feature_meta(["scenes"])
+    model = build_model(params.load("model"), C, K, 1)
+    model.load_state_dict(torch.load(paths.pretrained_weights("warmup"), weights_only=True))
+    scorer = itm.Scorer(model.eval(), samples, K, params.load("model").max_text_len, 8, 0, torch.device("cpu"), False)
+    with torch.inference_mode():
+        again = scorer.itm(np.array([anchors[r["batch_id"]] for r in rows]),
+                           np.array([index[r["sample_id"]] for r in rows]), "check")
+    assert np.allclose([r["itm_score"] for r in rows], again, atol=1e-5)
+
+
+def test_too_few_candidates_for_the_group_size(warm_workspace):
+    warm_workspace(OVERRIDES | {"reorder": {"candidates": 7, "batch_size": 8}})
+    with pytest.raises(StageError, match="reorder.candidates=7 must be at least twice the group size 4"):
+        reorder.run()
 
 
 def test_read_groups_names_missing_and_unknown(warm_workspace):

@@ -115,7 +115,8 @@ def test_vanished_and_corrupt_images_become_rejects(workspace, tmp_path):
     (root / images[5]["path"]).write_bytes(b"\x89PNG\r\n\x1a\n broken")
     counts = segment.run("scenes")
     assert (counts["accepted"], counts["rejected"]) == (34, 2)
-    reasons = {r["item"]: r["reason"] for r in pq.read_table(tmp_path / "data/masks/scenes/rejects.parquet").to_pylist()}
+    rejects = pq.read_table(tmp_path / "data/masks/scenes/rejects.parquet").to_pylist()
+    reasons = {r["item"]: r["reason"] for r in rejects}
     assert reasons[f"images:{images[3]['image_id']}"].startswith("missing file")
     assert reasons[f"images:{images[5]['image_id']}"].startswith("undecodable")
     fc = features.run("scenes")

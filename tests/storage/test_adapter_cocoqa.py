@@ -9,7 +9,8 @@ from tests.storage.official_layout import image, run
 def _write(folder, questions, answers, img_ids, types):
     folder.mkdir(parents=True, exist_ok=True)
     for name, lines in (("questions", questions), ("answers", answers), ("img_ids", img_ids), ("types", types)):
-        (folder / f"{name}.txt").write_bytes(b"\n".join(x if isinstance(x, bytes) else x.encode() for x in lines) + b"\n")
+        data = b"\n".join(x if isinstance(x, bytes) else x.encode() for x in lines)
+        (folder / f"{name}.txt").write_bytes(data + b"\n")
 
 
 def _cocoqa(tmp_path):

@@ -82,7 +82,7 @@ def test_structural_problems_are_dataset_errors(workspace, tmp_path):
     with pytest.raises(DatasetError, match=r"prepare\.coco\.annotations"):
         prepare.run("coco")
     ann, imgs = tmp_path / "coco", tmp_path / "imgs"
-    imgs.mkdir()
+    (imgs / "val2014").mkdir(parents=True)
     workspace({"datasets": ["coco"], "prepare": {"coco": {"annotations": str(ann), "images": str(imgs)}}})
     with pytest.raises(DatasetError, match=r"dataset_coco\.json not found: .*coco/dataset_coco\.json "
                                            r"\(the official release is published at https://cs\.stanford\.edu"):

@@ -14,7 +14,8 @@ def _pair(pid, img, hyp, label):
 def _snli(tmp_path):
     ann, imgs = tmp_path / "snli_ve", tmp_path / "flickr30k-images"
     write_jsonl(ann / "snli_ve_train.jsonl", [
-        _pair("p1", "1000", "A person is outdoors.", "entailment"), _pair("p2", "1000", "The man sleeps.", "contradiction"),
+        _pair("p1", "1000", "A person is outdoors.", "entailment"),
+        _pair("p2", "1000", "The man sleeps.", "contradiction"),
         _pair("p3", "1000", f"A {BAD}.", "neutral"), '{"pairID": "p4", "Flickr30K_ID": "1000"',
         {"pairID": "p5", "Flickr30K_ID": "1000", "gold_label": "neutral"}, _pair("p6", "1000", "Maybe.", "-"),
         _pair("p7", "4040", "No image.", "neutral"), _pair("p1", "1000", "Repeated pair id.", "neutral")])

@@ -22,8 +22,10 @@ def _vg(tmp_path):
         {"id": 6, "regions": [_region(61, 6, "a COCO train image"), _region(11, 6, "repeated region id")]},
     ])
     write_json(ann / "image_data.json", [{"image_id": i, "coco_id": c, "url": f"http://x/{i}.jpg", "width": 32,
-                                          "height": 32, "flickr_id": None} for i, c in ((1, None), (2, None), (5, 500), (6, 600))])
-    write_json(tmp_path / "dataset_coco.json", {"images": [{"cocoid": 500, "split": "test"}, {"cocoid": 600, "split": "train"}]})
+                                          "height": 32, "flickr_id": None}
+                                         for i, c in ((1, None), (2, None), (5, 500), (6, 600))])
+    write_json(tmp_path / "dataset_coco.json",
+               {"images": [{"cocoid": 500, "split": "test"}, {"cocoid": 600, "split": "train"}]})
     image(imgs / "VG_100K" / "1.jpg")
     image(imgs / "VG_100K_2" / "2.jpg")
     image(imgs / "VG_100K" / "5.jpg")

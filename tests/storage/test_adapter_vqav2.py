@@ -55,16 +55,18 @@ def test_vqav2_rows_test_subsets_and_rejects(workspace, tmp_path):
                          "answer_type": "other", "split": "train", "subset": None}
     assert vqa["11"]["answers"] == ["yes"] * 10 and vqa["11"]["answer_type"] == "yes/no"
     assert vqa["20"]["split"] == "val" and vqa["20"]["answer_type"] == "number"
-    assert {q: (vqa[q]["split"], vqa[q]["subset"], vqa[q]["answers"], vqa[q]["answer_type"]) for q in ("30", "31", "32")} \
-        == {"30": ("test", "test-dev2015", [], None), "31": ("test", "test2015", [], None),
-            "32": ("test", "test2015", [], None)}
+    assert {q: (vqa[q]["split"], vqa[q]["subset"], vqa[q]["answers"], vqa[q]["answer_type"])
+            for q in ("30", "31", "32")} == {"30": ("test", "test-dev2015", [], None),
+                                             "31": ("test", "test2015", [], None),
+                                             "32": ("test", "test2015", [], None)}
     assert {r["image_id"]: r["split"] for r in t["images"]} == {"coco-1": "train", "coco-2": "val",
                                                                 "coco-100": "test", "coco-101": "test"}
     assert why["vqa:11"] == "duplicate question id in train2014"
     assert why["vqa:12"].startswith("annotation image_id 2 differs")
     assert why["vqa:13"] == "question without an annotation in v2_mscoco_train2014_annotations.json"
     assert why["vqa:14"] == "missing field 'question'"
-    assert why["images:coco-999"].startswith("missing file") and "COCO_train2014_000000000999.jpg" in why["images:coco-999"]
+    assert why["images:coco-999"].startswith("missing file")
+    assert "COCO_train2014_000000000999.jpg" in why["images:coco-999"]
     assert why["vqa:15"] == "unknown or rejected image 'coco-999'"
     assert why["vqa:16"].startswith("not UTF-8 text")   # (its annotation is then an orphan, a 2nd reject)
     assert why["vqa:17"].startswith('"answers" must be a list')

@@ -25,7 +25,8 @@ def test_tables_written_before_subset_existed_still_read(tmp_path):
                     "height": pa.array([3], pa.int32()), "split": ["train"]})
     pq.write_table(old, tmp_path / "images.parquet")
     assert read_table(tmp_path / "images.parquet", "images").to_pylist() == [
-        {"image_id": "i", "path": "p.png", "width": 4, "height": 3, "split": "train", "subset": None}]
+        {"image_id": "i", "path": "p.png", "width": 4, "height": 3, "split": "train", "sha256": None,
+         "subset": None}]
 
 
 def test_atomic_write_leaves_target_on_failure(tmp_path):
@@ -47,3 +48,14 @@ def test_rejects_gathered_across_stages(tmp_path):
     t = read_all(tmp_path)
     assert t.num_rows == 2 and sorted(t.column("source").to_pylist()) == ["prepare", "segment"]
     assert pq.read_table(tmp_path / "prepare" / "rejects.parquet").num_rows == 1
+
+
+def test_reject_rows_are_always_writable(tmp_path):
+    """Untrusted text in an item or reason (a lone surrogate, a huge line) is escaped and capped, not a crash."""
+    r = Rejects("prepare")
+    r.add("lines:1", "bad id 'x\ud800'")
+    r.add("images:\udc80", "y" * 10_000)
+    r.write(tmp_path / "rejects.parquet")
+    rows = pq.read_table(tmp_path / "rejects.parquet").to_pylist()
+    assert rows[0]["reason"] == "bad id 'x\\ud800'" and rows[1]["item"] == "images:\\udc80"
+    assert len(rows[1]["reason"]) <= 1000 and rows[1]["reason"].endswith("... (10000 characters)")

@@ -125,3 +125,17 @@ def test_tasks_share_finetune_optim_unless_they_set_their_own(tmp_path):
     raw["finetune"]["optim"]["lr"] = -1.0
     with pytest.raises(params.ParamsError, match="finetune.optim.lr: Input should be greater than 0"):
         _load(tmp_path, raw, "finetune")
+
+
+def test_duplicate_keys_and_repeated_datasets_are_refused(tmp_path):
+    from stages.common.params import ParamsError, datasets, read_yaml
+    path = tmp_path / "params.yaml"
+    path.write_text("datasets: [scenes]\nmodel: {preset: gshn}\nmodel: {preset: ash}\n")
+    with pytest.raises(ParamsError, match="duplicate key 'model'"):
+        read_yaml(path)
+    path.write_text("datasets: [scenes]\nmodel:\n  preset: gshn\n  preset: ash\n")
+    with pytest.raises(ParamsError, match="duplicate key 'preset'"):
+        read_yaml(path)
+    path.write_text("datasets: [scenes, scenes]\n")
+    with pytest.raises(ParamsError, match=r"\['scenes'\] listed more than once"):
+        datasets(path)

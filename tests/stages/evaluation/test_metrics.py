@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from stages.evaluation.metrics import chance_recall, recall_at_k, top1_accuracy
+from stages.evaluation.metrics import chance_recall, recall_at_k, recall_of_rankings, top1_accuracy
 
 
 def test_recall_hand_worked():
@@ -40,3 +40,11 @@ def test_chance_recall_hand_worked():
     assert chance_recall(20, 10) == 1.0
     with pytest.raises(ValueError):
         chance_recall(1, 3, 4)
+
+
+def test_recall_of_rankings_hand_worked():
+    # query a's match is 2nd, b's is missing from its list, c has two matches, the first at 3rd
+    rankings = [["x", "a1", "y"], ["x", "y"], ["x", "y", "c2", "c1"]]
+    assert recall_of_rankings(rankings, [{"a1"}, {"b1"}, {"c1", "c2"}], (1, 2, 3)) == {1: 0.0, 2: 1 / 3, 3: 2 / 3}
+    with pytest.raises(ValueError, match="1 rankings but 2"):
+        recall_of_rankings([["x"]], [{"x"}, {"y"}])
