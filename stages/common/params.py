@@ -269,7 +269,7 @@ class OptimParams(Section):
 
 class PhaseParams(OptimParams):
     epochs: int = Field(ge=0, le=1000)                 # no default: each phase sets its own
-    lr: float = Field(3e-4, gt=0)
+    lr: float = Field(1e-3, gt=0)
 
 
 class PretrainParams(Section):
@@ -278,7 +278,7 @@ class PretrainParams(Section):
     warmup: PhaseParams = PhaseParams(epochs=1)
     main: PhaseParams = PhaseParams(epochs=2)
     warmup_ratio: float = Field(0.1, ge=0.0, lt=1.0)
-    grad_clip: float | None = Field(1.0, gt=0)
+    grad_clip: float | None = Field(5.0, gt=0)
     heldout: int = Field(256, ge=2)                    # val pairs for the ITC R@1 metric
     seed: int = 0
     device: Literal["auto", "cpu", "cuda"] = "auto"
