@@ -346,3 +346,16 @@ def test_mvm_ignores_silent_nodes_and_overfits() -> None:
     assert mvm_loss(head, feats, masked, torch.full((4, K), -100)).item() == 0.0
     first, last = overfit(list(head.parameters()), lambda: mvm_loss(head, feats, masked, targets))
     assert last < 0.5 * first
+
+
+def test_itm_loss_weights_the_classes_equally() -> None:
+    """Two negatives per positive: unweighted, a head that always says "no match" with p = 2/3 sits at
+    the loss minimum of any constant answer (the prior trap); weighted equally, p = 1/2 is better."""
+    from models.objectives import itm_loss
+    labels = torch.tensor([1, 0, 0, 1, 0, 0])
+    prior = torch.log(torch.tensor([[2 / 3, 1 / 3]])).expand(6, 2)
+    even = torch.zeros(6, 2)
+    assert itm_loss(even, labels).item() == pytest.approx(math.log(2), rel=1e-6)
+    assert itm_loss(prior, labels).item() > itm_loss(even, labels).item()
+    by_hand = (4 * 0.75 * -math.log(2 / 3) + 2 * 1.5 * -math.log(1 / 3)) / (4 * 0.75 + 2 * 1.5)
+    assert itm_loss(prior, labels).item() == pytest.approx(by_hand, rel=1e-6)
