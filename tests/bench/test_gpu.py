@@ -15,7 +15,7 @@ from torch import nn
 
 from bench import gpu
 from models.backbone import ResNetTrunk
-from stages import preset
+from stages import overlay
 from stages.common import params
 from stages.training.groups import OptimGroup
 from tests.conftest import REPO
@@ -99,8 +99,8 @@ def test_cpu_peak_memory_restarts_at_reset() -> None:
     assert gpu.peak_mib(cpu) < high - 32
 
 
-def test_paper_shape_is_the_paper_preset() -> None:
-    full = preset.merged(preset.load(REPO / "params-paper.yaml"), params.read_yaml(REPO / "params.yaml"))
+def test_paper_shape_is_the_paper_overlay() -> None:
+    full = overlay.merged(overlay.load(REPO / "params-paper.yaml"), params.read_yaml(REPO / "params.yaml"))
     shape = gpu.SHAPES["paper"]
     assert (shape.model, shape.backbone, shape.image, shape.batch) == (
         full["model"]["size"], full["features"]["backbone"], full["segment"]["image_size"],
