@@ -111,7 +111,7 @@ class Shape:
 
 SHAPES = {
     "paper": Shape(model="paper", warmup=2, image=640, backbone="resnet101", channels=1024, K=36, L=40, batch=16,
-                   feat_batch=32, seg_images=8, detections=100, proposals=1000, itm_batch=128, candidates=8,
+                   feat_batch=32, seg_images=8, detections=100, proposals=1000, itm_batch=128, candidates=32,
                    itr_candidates=10, vqa_batch=64, vqa_images=12, answers=3129),
     # tiny: the CPU test; fewer detections and proposals than the stage keep Mask R-CNN's heads short on CPU
     "tiny": Shape(model="tiny", warmup=1, image=64, backbone="resnet18", channels=256, K=12, L=16, batch=8,
@@ -271,7 +271,7 @@ def bench_pretrain(shape: Shape, device: torch.device, precision: str, steps: in
     for preset in ("gshn", "gat_only"):
         model = pretrain_model(preset, shape, device)
         batch = pretrain_batch(shape, model.text.vocab_size, seed=0).to(device)
-        groups = optim_groups(model.parameter_groups(), params.PhaseParams())
+        groups = optim_groups(model.parameter_groups(), params.PhaseParams(epochs=1))
         rows[preset] = measure_training(model, batch, shape.batch, groups, device, precision, steps, shape.warmup,
                                         peak)
         del model, batch, groups
@@ -401,7 +401,8 @@ def _ddp_worker(rank: int, world: int, port: int, size: str, device_type: str, p
         net = DistributedDataParallel(model, device_ids=[rank] if cuda else None, find_unused_parameters=True)
         batch = pretrain_batch(shape, model.text.vocab_size, seed=rank).to(device)
         reset_peak(device)
-        step = train_step(net, batch, optim_groups(model.parameter_groups(), params.PhaseParams()), device, precision)
+        groups = optim_groups(model.parameter_groups(), params.PhaseParams(epochs=1))
+        step = train_step(net, batch, groups, device, precision)
         times = timed(step, steps, shape.warmup, device)
         results.put({"rank": rank, "step_ms": 1e3 * statistics.median(times), "peak_mib": peak_mib(device)})
     finally:
