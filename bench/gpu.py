@@ -61,7 +61,6 @@ from models.gshn import GSHN, PretrainBatch  # noqa: E402
 from models.nodes import NodeBatch, collate_nodes  # noqa: E402
 from stages.common import params  # noqa: E402
 from stages.common.model_factory import build_model, optim_groups  # noqa: E402
-from stages.evaluation.itm import per_sample_snn  # noqa: E402
 from stages.training.groups import OptimGroup, make_optimizer  # noqa: E402
 from storage.atomic import write_json  # noqa: E402
 
@@ -348,7 +347,7 @@ def itm_chunk(model: GSHN, nodes: NodeBatch, texts: list[tuple[torch.Tensor, tor
               local: list[torch.Tensor], device: torch.device, precision: str) -> Callable[[], None]:
     """One chunk of Scorer.itm: a visual pass over the chunk's images, then its pairs in ITM batches."""
     def chunk() -> None:
-        with torch.inference_mode(), autocast(device, precision), per_sample_snn(model):   # as `reorder` runs it
+        with torch.inference_mode(), autocast(device, precision):   # eval mode: reset per sample, as `reorder`
             V = model.visual(nodes).tokens
             for (ids, mask), idx in zip(texts, local):
                 torch.softmax(model.itm_logits(ids, mask, V[idx], nodes.node_mask[idx]).float(), -1)[:, 1].cpu()

@@ -62,7 +62,7 @@ from stages.data.grouping import (
     random_groups,
 )
 from stages.data.pairs import Samples, feature_meta, load_samples
-from stages.evaluation.itm import Scorer, per_sample_snn, recall
+from stages.evaluation.itm import Scorer, recall
 from storage.atomic import atomic_path, clean_temporaries, write_json
 
 log = logging.getLogger("stages.reorder")
@@ -97,16 +97,16 @@ class Grouping:
 def group(scorer: Scorer, k: int, G: int, seed: int) -> Grouping:
     """Embed, recall k candidates per anchor by ITC, re-rank them by ITM, group greedily, then score the
     (anchor, member) pairs the re-ranking never saw."""
-    with per_sample_snn(scorer.model):
-        img, txt = scorer.embed()
-        cand, _ = recall(img, txt, k)
-        cand_scores = scorer.itm(np.repeat(np.arange(scorer.N), k), cand.ravel(), "reorder ITM").reshape(scorer.N, k)
-        groups = greedy_groups(cand, cand_scores, lambda a, pool: txt[pool] @ img[a], G, seed)
-        rows, missing = member_scores(groups, cand, cand_scores)
-        anchors = np.array([groups[g][0] for g, _ in missing])
-        members = np.array([groups[g][p] for g, p in missing])
-        for (g, p), score in zip(missing, scorer.itm(anchors, members, "reorder ITM (anchors, filled)")):
-            rows[g][p] = float(score)
+    # the model is in eval mode: every sample runs the SNN from a reset state (README, the evaluation protocol)
+    img, txt = scorer.embed()
+    cand, _ = recall(img, txt, k)
+    cand_scores = scorer.itm(np.repeat(np.arange(scorer.N), k), cand.ravel(), "reorder ITM").reshape(scorer.N, k)
+    groups = greedy_groups(cand, cand_scores, lambda a, pool: txt[pool] @ img[a], G, seed)
+    rows, missing = member_scores(groups, cand, cand_scores)
+    anchors = np.array([groups[g][0] for g, _ in missing])
+    members = np.array([groups[g][p] for g, p in missing])
+    for (g, p), score in zip(missing, scorer.itm(anchors, members, "reorder ITM (anchors, filled)")):
+        rows[g][p] = float(score)
     return Grouping(groups, rows, missing, img, txt)
 
 

@@ -2,9 +2,6 @@
 re-ranking, shared by `reorder` and the evaluation of retrieval."""
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
-
 import numpy as np
 import torch
 from tqdm import tqdm
@@ -13,20 +10,6 @@ from models.gshn import GSHN
 from models.nodes import collate_nodes
 from models.text import tokenize
 from stages.data.pairs import PairCollator, Samples
-
-
-@contextlib.contextmanager
-def per_sample_snn(model: GSHN) -> Iterator[None]:
-    """Run the SNN from a reset state for every sample (no state shared across an embedding chunk)."""
-    snns = [b.snn for b in model.visual.spiking_branches()]
-    before = [s.batch_as_time for s in snns]
-    try:
-        for s in snns:
-            s.batch_as_time = False
-        yield
-    finally:
-        for s, b in zip(snns, before):
-            s.batch_as_time = b
 
 
 class Scorer:
