@@ -59,6 +59,13 @@ def test_bom_keeps_the_first_record(workspace, tmp_path):
     assert counts["lines"] == {"given": 2, "accepted": 2, "rejected": 0}
 
 
+def test_only_the_first_bom_is_the_files(workspace, tmp_path):
+    text = b"\xef\xbb\xbf\n" + _lines({"image": "a.png", "id": "only"}).encode() + b"\xef\xbb\xbf\n"
+    counts, _, why = run(workspace, "custom", _section(tmp_path, text))
+    assert counts["lines"] == {"given": 2, "accepted": 1, "rejected": 1}   # a lone BOM line 1 is blank; line 3 not
+    assert why["lines:3"].startswith("malformed JSON")
+
+
 def test_default_ids_do_not_collide(workspace, tmp_path):
     names = ("a b.png", "a_b.png", "a.png", "a.jpg", "sub/a.png")
     text = _lines(*({"image": n} for n in names), {"image": "./a.png"})
