@@ -9,7 +9,8 @@ move the scenes towards other domains.
 
 Outputs under data/backbone/: <arch>.pt (the torchvision state dict, batch norm unfolded: what
 `features.weights` loads), metrics.json (held-out attribute accuracy on the val split), and
-train/ (stages.training.trainer: model.pt with the heads, checkpoint/, metrics.json, plots/losses.tsv).
+train/ (stages.training.trainer: model.pt with the heads, checkpoint/, metrics.json, plots/losses.tsv);
+metrics/backbone.json: its held-out accuracies, git-tracked for `dvc exp show`.
 """
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ from models.backbone import STRIDE, BackboneError
 from stages.common import params, paths
 from stages.common.cli import StageError, progress_enabled, run_stage
 from stages.common.fingerprint import code_digest, digest, file_digest
+from stages.common.headline import write_headline
 from stages.common.weights import CheckpointError
 from stages.training import trainer
 from storage.adapters.scene_render import COLORS, SHAPES, STUFF
@@ -233,6 +235,8 @@ def run() -> dict[str, Any]:
     with atomic_path(paths.backbone_weights(arch)) as tmp:
         torch.save({k: v.detach().cpu().contiguous() for k, v in model.resnet.state_dict().items()}, tmp)
     write_json(paths.backbone_metrics(), report)
+    write_headline(paths.headline("backbone"), {k: v for k, v in report.items()
+                                                if k == "loss" or k.endswith("_acc") and v is not None})
     log.info("backbone: wrote %s; held-out accuracy: %s", paths.backbone_weights(arch),
              ", ".join(f"{k} {v:.3f}" for k, v in report.items() if k.endswith("_acc") and v is not None) or "n/a")
     return report

@@ -13,7 +13,8 @@
   mean over the folds, each ranked on its own.
 Every figure comes with its counts: test rows, evaluated, rows whose images have no features and
 unlabelled rows (benchmark test questions); nothing is skipped silently.
-Outputs: data/metrics/<task>.json (`dvc metrics show`), data/evaluate/<task>/<dataset>/
+Outputs: metrics/<task>.json (headline numbers per dataset, git-tracked: `dvc exp show`,
+`dvc metrics diff`), data/evaluate/<task>/metrics.json (every figure), data/evaluate/<task>/<dataset>/
 predictions.jsonl (every test sample) and examples.json (for the report), and submission files
 for real benchmarks' unlabelled test splits (storage/submissions.py).
 """
@@ -32,6 +33,7 @@ from models.gshn import GSHN
 from models.text import tokenize
 from stages.common import params, paths
 from stages.common.cli import TASK, StageError, progress_enabled, run_stage, set_threads
+from stages.common.headline import write_headline
 from stages.common.model_factory import build_model
 from stages.common.weights import CheckpointError, load_into, load_weights
 from stages.data.pairs import PairCollator, Samples, load_samples
@@ -360,7 +362,18 @@ def run(task: str) -> dict[str, Any]:
         report[ds] = evaluate_itr(ds, ecfg, mcfg) if task == "itr" else evaluate_classifier(task, ds, ecfg, mcfg)
         _log(task, ds, report[ds])
     write_json(paths.task_metrics(task), report)
+    write_headline(paths.headline(task), {ds: headline_of(task, r) for ds, r in report.items()})
     return report
+
+
+def headline_of(task: str, r: dict[str, Any]) -> dict[str, float]:
+    """The numbers `dvc exp show` compares: accuracy beside its baselines, or retrieval recall."""
+    if task == "itr":
+        return {**r["itm_rerank"], "itc_rsum": r["itc"]["rsum"]}
+    out = {"acc": r["model"], "blind": r["blind"], "prior": r["prior"], "margin": r["margin_over_blind"]}
+    if task == "nlvr2":
+        out["consistency"] = r["consistency"]["model"]
+    return out
 
 
 def _log(task: str, ds: str, r: dict[str, Any]) -> None:

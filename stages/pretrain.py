@@ -6,7 +6,8 @@ phase 2 (`python -m stages.pretrain --phase main`): starts from the warm weights
   (SGD, momentum 0.9), batches = the ITM-reordered groups of `reorder`, + STL (GSHN) / STUA (ASH).
 Outputs under data/checkpoints/<stage>/: model.pt, checkpoint/ (exact resume), metrics.json and
 plots/losses.tsv (stages.training.trainer), and eval.json: held-out ITC Recall@1, ITM accuracy, SNN firing
-rates and the energy estimate of the spiking encoder beside its ANN twin.
+rates and the energy estimate of the spiking encoder beside its ANN twin; metrics/<stage>.json: the
+headline numbers (last epoch's losses, held-out ITC R@1, ITM accuracy, spiking share) `dvc exp show` compares.
 """
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from models.gshn import GSHN, PretrainBatch, spiking_share
 from stages.common import params, paths
 from stages.common.cli import Option, progress_enabled, run_stage, set_threads
 from stages.common.fingerprint import code_digest, digest, file_digest
+from stages.common.headline import write_headline
 from stages.common.model_factory import build_model, optim_groups
 from stages.common.weights import CheckpointError, load_into
 from stages.data.grouping import read_groups
@@ -169,7 +171,14 @@ def run(phase: str) -> dict[str, Any]:
         log.info("%s: held-out ITC R@1 i2t %.3f t2i %.3f (chance %.3f), ITM acc %.3f", paths.PRETRAIN_PHASES[phase],
                  report["itc_r1_i2t"], report["itc_r1_t2i"], report["itc_r1_chance"], report["itm_acc"])
         metrics |= report
+        write_headline(paths.headline(paths.PRETRAIN_PHASES[phase]), headline_of(metrics, model.objectives))
     return metrics
+
+
+def headline_of(metrics: dict[str, Any], objectives: tuple[str, ...]) -> dict[str, float]:
+    """The last epoch's losses and the held-out figures."""
+    keys = ("loss", *objectives, "itc_r1_i2t", "itc_r1_t2i", "itm_acc", "spiking_share")
+    return {k: metrics[k] for k in keys if k in metrics}
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -21,7 +21,8 @@ Outputs (data/reorder/, each written atomically):
   group anchor's image; for the anchor, that of its own positive pair). Rows sorted by
   (batch_id, position); batch ids in the order the groups were formed.
 - metrics.json: samples, groups, group sizes, within-group vs random-group ITC similarity, ITM
-  scores, share of members recalled by ITM vs filled by ITC, seconds.
+  scores, share of members recalled by ITM vs filled by ITC, seconds; its `HEADLINE` keys also go to
+  the git-tracked metrics/reorder.json that `dvc exp show` compares.
 
 Choices
 - Visual tokens are NOT kept for all samples (N x K x d floats: too many for the papers' datasets at
@@ -50,6 +51,7 @@ import torch
 from stages.common import params, paths
 from stages.common.cli import StageError, progress_enabled, run_stage, set_threads
 from stages.common.device import resolve_device
+from stages.common.headline import write_headline
 from stages.common.model_factory import build_model
 from stages.common.weights import load_into
 from stages.data.grouping import (
@@ -68,6 +70,7 @@ from storage.atomic import atomic_path, clean_temporaries, write_json
 log = logging.getLogger("stages.reorder")
 
 WARM = paths.pretrained_weights("warmup")
+HEADLINE = ("within_group_itc", "random_group_itc", "mean_itm_score", "filled_by_itc")   # metrics/reorder.json
 
 
 def train_samples(datasets: list[str]) -> Samples:
@@ -177,6 +180,7 @@ def run() -> dict[str, Any]:
         pq.write_table(table, tmp)
     metrics = summary(res, G, k, pre.seed) | {"seconds": round(time.perf_counter() - t0, 3)}
     write_json(paths.reorder_metrics(), metrics)
+    write_headline(paths.headline("reorder"), {k: metrics[k] for k in HEADLINE})
     log.info("reorder: %d samples -> %d groups (sizes %d..%d); within-group ITC %.4f vs random groups %.4f "
              "(anchor vs members %.4f vs %.4f); mean ITM score %.4f (anchors' own pairs %.4f); "
              "%.1f%% filled by ITC; %.1f s", N, metrics["groups"], metrics["group_size_min"],

@@ -1,4 +1,5 @@
-"""`dvc repro` on a scratch copy of the project: the DAG runs, and a param change reruns only what reads it."""
+"""`dvc repro` on a scratch copy of the project: the DAG runs, a param change reruns only what reads it, and two
+`dvc exp run` variants compare in `dvc exp show` and `dvc metrics diff`."""
 import json
 import os
 import subprocess
@@ -36,7 +37,7 @@ def _changed_stages(project: Path) -> set[str]:
 
 
 @pytest.mark.slow
-def test_repro_then_param_change_reruns_only_dependents(project):
+def test_repro_param_change_and_experiments(project):
     log = _sh([sys.executable, "-m", "dvc", "repro"], project)
     for stage in ("prepare@scenes", "segment@scenes", "backbone", "features@scenes"):
         assert f"Running stage '{stage}'" in log
@@ -54,3 +55,34 @@ def test_repro_then_param_change_reruns_only_dependents(project):
 
     log = _sh([sys.executable, "-m", "dvc", "repro", "-s", "-f", "segment@scenes"], project)
     assert "Running stage 'segment@scenes'" in log and "features@scenes" not in log
+    _compare_experiments(project)    # here, to reuse this run: a repro of the DAG is the slow part
+
+
+def _exp_metrics(shown: list[dict]) -> dict[str, dict]:
+    """Each named experiment's metrics files, from `dvc exp show --json`."""
+    out = {}
+    for row in shown:
+        for exp in row.get("experiments") or []:
+            for rev in exp["revs"]:
+                out[rev["name"]] = {path: m["data"] for path, m in rev["data"]["metrics"].items()}
+    return out
+
+
+def _compare_experiments(project: Path) -> None:
+    """Two `dvc exp run` variants of a reproduced project: numeric metrics for both, and a metrics diff."""
+    _sh(["git", "add", "-A"], project)                      # metrics/ is git-tracked, as DVC's examples keep it
+    _sh(["git", "commit", "-qm", "default run"], project)
+    for name, k in (("top3", 3), ("top5", 5)):
+        log = _sh([sys.executable, "-m", "dvc", "exp", "run", "-n", name, "-S", f"evaluate.itr_candidates={k}"],
+                  project)
+        assert "Running stage 'evaluate@itr'" in log and "Running stage 'finetune@itr'" not in log
+    out = _sh([sys.executable, "-m", "dvc", "exp", "show", "--json"], project)
+    shown = _exp_metrics(json.loads(out[out.index("["):]))
+    assert set(shown) >= {"top3", "top5"}
+    for name in ("top3", "top5"):
+        itr = shown[name]["metrics/itr.json"]["scenes"]
+        assert all(isinstance(v, (int, float)) for v in itr.values()) and "rsum" in itr
+        for stage in ("pretrain", "vqa", "ve", "nlvr2"):
+            assert shown[name][f"metrics/{stage}.json"], stage
+    diff = _sh([sys.executable, "-m", "dvc", "metrics", "diff", "top3", "top5", "--json"], project)
+    assert "metrics/itr.json" in json.loads(diff[diff.index("{"):])

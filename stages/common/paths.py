@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 DATA = Path("data")
+HEADLINES = Path("metrics")        # git-tracked: what `dvc exp show` compares (stages.common.headline)
 WEIGHTS = "model.pt"               # a training's final weights-only state dict, inside its folder
 TASKS = ("vqa", "ve", "nlvr2", "itr")
 PRETRAIN_PHASES = {"warmup": "pretrain_warmup", "main": "pretrain"}   # --phase -> stage name
@@ -103,7 +104,13 @@ def evaluate_examples(task: str, dataset: str) -> Path:
 
 
 def task_metrics(task: str) -> Path:
-    return DATA / "metrics" / f"{task}.json"
+    """Every figure of evaluate@<task>, per dataset (the headline numbers are `headline(task)`)."""
+    return DATA / "evaluate" / task / "metrics.json"
+
+
+def headline(name: str) -> Path:
+    """A stage's headline metrics: `backbone`, `pretrain_warmup`, `reorder`, `pretrain`, or a task."""
+    return HEADLINES / f"{name}.json"
 
 
 def report_dir() -> Path:

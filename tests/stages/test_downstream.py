@@ -43,18 +43,24 @@ def test_all_tasks_end_to_end(workspace, tmp_path):
     for task in paths.TASKS:
         finetune.run(task)
         evaluate.run(task)
-    vqa = json.loads((tmp_path / "data/metrics/vqa.json").read_text())["scenes"]
+    vqa = json.loads((tmp_path / "data/evaluate/vqa/metrics.json").read_text())["scenes"]
     rows = [json.loads(line) for line in (tmp_path / "data/evaluate/vqa/scenes/predictions.jsonl").open()]
     assert vqa["counts"]["evaluated"] == len(rows) == 8 * 2      # 8 test images x 2 questions, none skipped
     assert vqa["counts"]["missing_features"] == 0
     assert 0 <= vqa["model"] <= 1 and 0 <= vqa["blind"] <= 1
     assert set(vqa["per_answer_type"]) <= {"yes/no", "number", "other"}
     assert vqa["margin_over_blind"] == pytest.approx(vqa["model"] - vqa["blind"])
+    headline = {t: json.loads((tmp_path / f"metrics/{t}.json").read_text()) for t in paths.TASKS}
+    assert headline["vqa"] == {"scenes": {"acc": vqa["model"], "blind": vqa["blind"], "prior": vqa["prior"],
+                                          "margin": vqa["margin_over_blind"]}}
+    assert set(headline["nlvr2"]["scenes"]) == {"acc", "blind", "prior", "margin", "consistency"}
+    assert headline["itr"]["scenes"]["rsum"] == pytest.approx(sum(v for k, v in headline["itr"]["scenes"].items()
+                                                                  if k.startswith(("i2t", "t2i"))))
     meta = json.loads((tmp_path / "data/finetune/vqa/scenes/meta.json").read_text())
     assert meta["answers"] and meta["preset"] == "gshn"
-    ve = json.loads((tmp_path / "data/metrics/ve.json").read_text())["scenes"]
+    ve = json.loads((tmp_path / "data/evaluate/ve/metrics.json").read_text())["scenes"]
     assert set(ve["per_label"]) <= {"entailment", "neutral", "contradiction"}
-    itr = json.loads((tmp_path / "data/metrics/itr.json").read_text())["scenes"]
+    itr = json.loads((tmp_path / "data/evaluate/itr/metrics.json").read_text())["scenes"]
     assert itr["counts"] == {"images": 8, "captions": 40, "missing_features": 0}
     assert itr["chance"]["t2i_r1"] == pytest.approx(1 / 8)
     for ranking in ("itc", "itm_rerank"):  # recall grows with K

@@ -36,20 +36,20 @@ def _io(stage: str, p: dict) -> tuple[list[Path], list[Path]]:
         return [out], reads
     if name == "backbone":
         return ([paths.backbone_weights(p["features"]["backbone"]), *_run(paths.backbone_train_dir()),
-                 paths.backbone_metrics()], [paths.prepared(p["backbone"]["dataset"])])
+                 paths.backbone_metrics(), paths.headline(name)], [paths.prepared(p["backbone"]["dataset"])])
     phase = {v: k for k, v in paths.PRETRAIN_PHASES.items()}.get(name)
     if phase is not None:
         reads = inputs(p["pretrain"]["datasets"])
         if phase == "main":
             reads += [paths.pretrained_weights("warmup"), paths.reorder_batches()]
-        return _run(paths.pretrain_dir(phase)) + [paths.pretrain_eval(phase)], reads
+        return _run(paths.pretrain_dir(phase)) + [paths.pretrain_eval(phase), paths.headline(name)], reads
     if name == "reorder":
-        return ([paths.reorder_batches(), paths.reorder_metrics()],
+        return ([paths.reorder_batches(), paths.reorder_metrics(), paths.headline(name)],
                 inputs(p["pretrain"]["datasets"]) + [paths.pretrained_weights("warmup")])
     if name == "finetune":
         return [paths.finetune_dir(item)], inputs(tasks[item]) + [paths.pretrained_weights()]
     if name == "evaluate":
-        outs = [paths.evaluate_dir(item, "any").parent, paths.task_metrics(item)]
+        outs = [paths.evaluate_dir(item, "any").parent, paths.headline(item)]
         return outs, inputs(tasks[item]) + [paths.finetune_dir(item, d) for d in tasks[item]]
     assert name == "report", stage
     shown = sorted({d for ds in tasks.values() for d in ds})
