@@ -151,11 +151,12 @@ class GSHN(nn.Module):
         out: dict[str, Tensor] = {}
         same = same_caption(batch.caption_ids, ids.shape[0], ids.device)
         img_cls, txt_cls = self.unimodal(V, nmask, ids, tmask)
-        itc_loss, sim = self.itc(img_cls, txt_cls, same=same)
+        emb = self.itc.embed(img_cls, txt_cls)
+        itc_loss, sim = self.itc.loss(*emb, same=same)
         if "itc" in self.objectives:
             out["itc"] = itc_loss
         if "itm" in self.objectives:
-            out["itm"], out["itm_acc"] = self._itm(ids, tmask, V, nmask, sim, same)
+            out["itm"], out["itm_acc"] = self._itm(ids, tmask, V, nmask, sim, same, emb)
         if {"mlm", "stl", "mvm"} & set(self.objectives):
             out |= self._masked_pass(nodes, V, ids, tmask, vis.spikes)
         if "stua" in self.objectives:
@@ -170,15 +171,16 @@ class GSHN(nn.Module):
         return out
 
     def _itm(self, ids: Tensor, tmask: Tensor, V: Tensor, nmask: Tensor, sim: Tensor,
-             same: Tensor) -> tuple[Tensor, Tensor]:
-        neg_txt, neg_img = obj.sample_hard_negatives(sim, exclude=same)
-        all_ids = torch.cat([ids, ids[neg_txt], ids])
-        all_tmask = torch.cat([tmask, tmask[neg_txt], tmask])
-        all_V = torch.cat([V, V, V[neg_img]])
-        all_nmask = torch.cat([nmask, nmask, nmask[neg_img]])
+             same: Tensor, emb: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:
+        """Rows: B positives, B images with a hard-negative text, B texts with a hard-negative image; every
+        row's ITC embeddings are `emb`'s (this step's), so ITM adds only the joint pass."""
         B = ids.shape[0]
+        neg_txt, neg_img = obj.sample_hard_negatives(sim, exclude=same)
+        same_row = torch.arange(B, device=ids.device)
+        txt_row, img_row = torch.cat([same_row, neg_txt, same_row]), torch.cat([same_row, same_row, neg_img])
         labels = torch.cat([torch.ones(B), torch.zeros(2 * B)]).long().to(ids.device)
-        logits = self.itm_logits(all_ids, all_tmask, all_V, all_nmask)
+        logits = self.itm_logits(ids[txt_row], tmask[txt_row], V[img_row], nmask[img_row],
+                                 embeddings=(emb[0][img_row], emb[1][txt_row]))
         return obj.itm_loss(logits, labels), obj.itm_accuracy(logits, labels).detach()
 
     def _masked_pass(self, nodes: NodeBatch, V: Tensor, ids: Tensor, tmask: Tensor,

@@ -100,7 +100,10 @@ class ContrastiveHead(nn.Module):
 
     def forward(self, img_cls: Tensor, txt_cls: Tensor, same: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """-> (loss, sim_i2t (B, B) = cosine / temperature, detached: ITM negative weights)."""
-        img, txt = self.embed(img_cls, txt_cls)
+        return self.loss(*self.embed(img_cls, txt_cls), same)
+
+    def loss(self, img: Tensor, txt: Tensor, same: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """forward's result from embeddings already computed (pretraining hands them on to ITM)."""
         return info_nce(img, txt, self.temperature(), same)
 
 

@@ -163,7 +163,7 @@ def run() -> dict[str, Any]:
     load_into(model, WARM, "the model of params.yaml `model`", "dvc repro pretrain_warmup")
     model.to(device).eval()
     clean_temporaries(paths.reorder_dir())
-    scorer = Scorer(model, samples, K, mcfg.max_text_len, cfg.batch_size, pre.seed, device, progress_enabled())
+    scorer = Scorer(model, samples, K, mcfg.max_text_len, cfg.batch_size, device, progress_enabled())
     try:
         res = group(scorer, k, G, pre.seed)
     finally:

@@ -15,10 +15,12 @@ from stages.data.pairs import PairCollator, Samples
 class Scorer:
     """ITC embeddings and ITM scores of the samples (caption 0 each) with a fixed model."""
 
-    def __init__(self, model: GSHN, samples: Samples, K: int, max_text_len: int, batch_size: int, seed: int,
+    def __init__(self, model: GSHN, samples: Samples, K: int, max_text_len: int, batch_size: int,
                  device: torch.device, progress: bool) -> None:
+        if model.training:   # train mode would draw new spike noise per call: scores would not repeat
+            raise ValueError("Scorer needs the model in eval mode (model.eval())")
         self.model, self.N, self.K, self.bs = model, len(samples), K, batch_size
-        self.seed, self.device, self.progress = seed, device, progress
+        self.device, self.progress = device, progress
         self.collator = PairCollator(samples, K, max_text_len)
         self.embeddings: tuple[torch.Tensor, torch.Tensor] | None = None   # from embed(): reused by itm()
         ids, mask = tokenize(self.collator.tokenizer, [c[0] for c in samples.captions], max_text_len)
@@ -37,12 +39,11 @@ class Scorer:
         return ids[:, :L].to(self.device), mask[:, :L].to(self.device)
 
     def visual(self, chunk: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Visual tokens and node mask of chunk `chunk` (same values on every call)."""
+        """Visual tokens and node mask of chunk `chunk` (same values on every call: the model is in eval mode,
+        whose spike coding uses fixed noise)."""
         idx = list(range(chunk * self.bs, min(self.N, (chunk + 1) * self.bs)))
         nodes = collate_nodes(self.collator.nodes(idx), self.K).to(self.device)
-        gen = torch.Generator(device=self.device)
-        gen.manual_seed(int(np.random.SeedSequence([self.seed, chunk]).generate_state(1)[0]))
-        return self.model.visual(nodes, generator=gen).tokens, nodes.node_mask
+        return self.model.visual(nodes).tokens, nodes.node_mask
 
     def embed(self) -> tuple[np.ndarray, np.ndarray]:
         """(N, 256) normalised ITC image and text embeddings (float32)."""

@@ -17,8 +17,8 @@ def _itm_rows(monkeypatch, model, batch, neg_txt, neg_img):
     monkeypatch.setattr(obj, "sample_hard_negatives", lambda sim, generator=None, exclude=None: (neg_txt, neg_img))
     seen = {}
 
-    def itm_logits(ids, tmask, tokens, nmask):
-        seen["ids"], seen["tokens"] = ids, tokens
+    def itm_logits(ids, tmask, tokens, nmask, embeddings=None):
+        seen["ids"], seen["tokens"], seen["embeddings"] = ids, tokens, embeddings
         return torch.zeros(len(ids), 2, requires_grad=True)
 
     def itm_loss(logits, labels):
@@ -42,6 +42,10 @@ def test_itm_labels_and_which_rows_use_which_negatives(monkeypatch):
     ids = batch.text_ids
     assert torch.equal(seen["ids"], torch.cat([ids, ids[neg_txt], ids]))          # image i with a wrong text
     assert torch.allclose(seen["tokens"], torch.cat([vis, vis, vis[neg_img]]))     # text i with a wrong image
+    img, txt = model.itc.embed(*model.unimodal(vis, batch.nodes.node_mask, ids, batch.text_mask))
+    got_img, got_txt = seen["embeddings"]                                          # each row's own pair's
+    assert torch.allclose(got_img, torch.cat([img, img, img[neg_img]]), atol=1e-6)
+    assert torch.allclose(got_txt, torch.cat([txt, txt[neg_txt], txt]), atol=1e-6)
 
 
 def test_oracle_itm_logits_score_accuracy_one(monkeypatch):
@@ -51,7 +55,7 @@ def test_oracle_itm_logits_score_accuracy_one(monkeypatch):
     own = {tuple(r.tolist()): i for i, r in enumerate(batch.text_ids)}
     vis = model.visual.eval()(batch.nodes).tokens
 
-    def oracle(ids, tmask, tokens, nmask):      # "match" exactly when the text is the image's own caption
+    def oracle(ids, tmask, tokens, nmask, embeddings=None):      # "match" exactly when the text is the image's own caption
         img = [int(torch.cdist(t.flatten()[None], vis.flatten(1)).argmin()) for t in tokens]
         match = torch.tensor([own[tuple(r.tolist())] == i for r, i in zip(ids, img)], dtype=torch.float)
         return torch.stack([-match, match], 1) * 5

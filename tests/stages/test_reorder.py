@@ -128,7 +128,7 @@ def test_planted_itm_scores_decide_the_groups(warm_workspace, monkeypatch):
     C, K = feature_meta(["scenes"])
     model = build_model(params.load("model"), C, K, 1)
     model.load_state_dict(torch.load(paths.pretrained_weights("warmup"), weights_only=True))
-    scorer = itm.Scorer(model.eval(), samples, K, params.load("model").max_text_len, 8, 0, torch.device("cpu"), False)
+    scorer = itm.Scorer(model.eval(), samples, K, params.load("model").max_text_len, 8, torch.device("cpu"), False)
     with torch.inference_mode():
         again = scorer.itm(np.array([anchors[r["batch_id"]] for r in rows]),
                            np.array([index[r["sample_id"]] for r in rows]), "check")
