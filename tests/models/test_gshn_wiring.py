@@ -55,7 +55,7 @@ def test_oracle_itm_logits_score_accuracy_one(monkeypatch):
     own = {tuple(r.tolist()): i for i, r in enumerate(batch.text_ids)}
     vis = model.visual.eval()(batch.nodes).tokens
 
-    def oracle(ids, tmask, tokens, nmask, embeddings=None):      # "match" exactly when the text is the image's own caption
+    def oracle(ids, tmask, tokens, nmask, embeddings=None):      # "match" exactly for the image's own caption
         img = [int(torch.cdist(t.flatten()[None], vis.flatten(1)).argmin()) for t in tokens]
         match = torch.tensor([own[tuple(r.tolist())] == i for r, i in zip(ids, img)], dtype=torch.float)
         return torch.stack([-match, match], 1) * 5
