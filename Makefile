@@ -23,9 +23,12 @@ run: $(STAMP)
 	@echo "== summary (data/report/summary.txt; full report: data/report/index.html) =="
 	@cat data/report/summary.txt
 
+# Two test processes of one torch thread each: the suite is half waiting (subprocess stages, servers), so two
+# overlap well on two cores (a module stays on one process: its fixtures are built once); more torch threads
+# than cores makes every process crawl.
 test: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest -q
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q -n 2 --dist loadscope
 
 bench: $(STAMP)
 	$(BIN)/python bench/features.py

@@ -30,6 +30,17 @@ TINY_PARAMS: dict[str, Any] = {
 }
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Slow tests first, the whole-project `dvc` runs (tests/test_*.py, minutes) first of all: under
+    `pytest -n 2` the longest start at once and the short ones fill in around them."""
+    def rank(item: pytest.Item) -> int:
+        if item.get_closest_marker("slow") is None:
+            return 2
+        return 0 if item.path.parent == REPO / "tests" else 1
+
+    items.sort(key=rank)
+
+
 # What a scratch project for real `dvc` / flow runs needs from the repository.
 PROJECT_CODE = ("stages", "models", "storage", "flows", "dvc.yaml", ".dvc/config", ".dvcignore", ".gitignore")
 

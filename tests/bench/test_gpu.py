@@ -2,13 +2,13 @@
 from __future__ import annotations
 
 import json
+import mmap
 import os
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -92,9 +92,12 @@ def test_flops_and_mfu_of_a_training_step() -> None:
 @pytest.mark.skipif(not Path("/proc/self/clear_refs").exists(), reason="needs Linux /proc")
 def test_cpu_peak_memory_restarts_at_reset() -> None:
     cpu = torch.device("cpu")
-    block = np.ones(64 * 2**20 // 8)        # 64 MiB resident
+    assert gpu.reset_peak(cpu)              # the peak so far is this process's history (other tests), not ours
+    # a mapping of its own: malloc could serve 64 MiB from memory already resident, and keep it after a free
+    block = mmap.mmap(-1, 64 * 2**20)
+    block.write(b"\1" * len(block))          # 64 MiB resident
     high = gpu.peak_mib(cpu)
-    del block
+    block.close()
     assert gpu.reset_peak(cpu)
     assert gpu.peak_mib(cpu) < high - 32
 
