@@ -12,7 +12,7 @@ REPO = Path(__file__).resolve().parents[1]
 PACKAGES = ("flows", "stages", "models", "storage")
 ALLOWED = {"flows": {"flows", "stages", "models", "storage"}, "stages": {"stages", "models", "storage"},
            "models": {"models"}, "storage": {"storage"}}
-ENTRY_POINTS = {"prepare", "segment", "backbone", "features", "pretrain", "reorder", "finetune", "evaluate",
+ENTRY_POINTS = {"inputs", "prepare", "segment", "backbone", "features", "pretrain", "reorder", "finetune", "evaluate",
                 "report", "overlay", "study", "vqa_eval"}
 MAX_LINES = 80
 

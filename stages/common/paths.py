@@ -12,6 +12,11 @@ PRETRAIN_PHASES = {"warmup": "pretrain_warmup", "main": "pretrain"}   # --phase 
 VARIANTS = ("model", "blind")      # a classification task's model and its text-only baseline (itr: model only)
 
 
+def inputs_manifest(dataset: str) -> Path:
+    """What `prepare@<dataset>` reads from outside the project: sizes, mtimes, digests (stages.inputs)."""
+    return DATA / "inputs" / f"{dataset}.json"
+
+
 def prepared(dataset: str) -> Path:
     return DATA / "prepared" / dataset
 

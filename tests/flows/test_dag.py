@@ -17,12 +17,13 @@ def test_stages_come_upstream_first(dag):
         assert set(dag[name].upstream) <= set(names[:i]), name
     assert {"prepare@scenes", "segment@scenes"} <= set(dag[TARGET].upstream)
     assert dag["segment@scenes"].upstream == ("prepare@scenes",)
+    assert dag["prepare@scenes"].upstream == ("inputs@scenes",)     # the manifest of files outside the project
     assert dag[TARGET].outs == ("data/features/scenes",)
 
 
 def test_select_takes_targets_and_their_upstream(dag):
     sub = [s.name for s in select(dag, [TARGET])]
-    assert sub[0] == "prepare@scenes" and sub[-1] == TARGET and "segment@scenes" in sub
+    assert sub[:2] == ["inputs@scenes", "prepare@scenes"] and sub[-1] == TARGET and "segment@scenes" in sub
     assert not {"pretrain_warmup", "reorder", "pretrain"} & set(sub)
     for i, name in enumerate(sub):  # closed under upstream, in DAG order
         assert set(dag[name].upstream) <= set(sub[:i]), name
@@ -31,7 +32,7 @@ def test_select_takes_targets_and_their_upstream(dag):
 
 
 def test_unknown_stage_lists_the_known_ones(dag):
-    with pytest.raises(UnknownStage, match=r"unknown stage 'segment@coco'; known stages: prepare@scenes, "):
+    with pytest.raises(UnknownStage, match=r"unknown stage 'segment@coco'; known stages: inputs@scenes, "):
         select(dag, ["segment@coco"])
 
 

@@ -11,6 +11,7 @@ from tests.flows.conftest import make_project, tiny_params, write_params
 
 def test_repro_runs_then_skips_then_reports_failure(tmp_path):
     root = make_project(tmp_path / "project")
+    assert repro_stage.fn(str(root), "inputs@scenes").ran
     first = repro_stage.fn(str(root), "prepare@scenes", ("data/prepared/scenes",))
     assert first.ran and first.outs == (str(root / "data/prepared/scenes"),)
     assert Path(first.outs[0], "images.parquet").is_file()
@@ -23,7 +24,7 @@ def test_repro_runs_then_skips_then_reports_failure(tmp_path):
 
 def test_stage_flow_checks_its_input(tmp_path):
     root = make_project(tmp_path / "project")
-    with pytest.raises(UnknownStage, match="unknown stage 'features'; known stages: prepare@scenes,"):
+    with pytest.raises(UnknownStage, match="unknown stage 'features'; known stages: inputs@scenes,"):
         rerun_stage.fn("features", workspace=str(root))
     with pytest.raises(FileNotFoundError, match=r"segment@scenes needs upstream outputs .*prepare@scenes: "
                                                 r"data/prepared/scenes.* targets \['segment@scenes'\]"):

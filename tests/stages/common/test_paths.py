@@ -29,9 +29,11 @@ def _io(stage: str, p: dict) -> tuple[list[Path], list[Path]]:
     def inputs(datasets: list[str]) -> list[Path]:
         return [f(d) for d in datasets for f in (paths.prepared, paths.features)]
 
+    if name == "inputs":
+        return [paths.inputs_manifest(item)], []
     if name in ("prepare", "segment", "features"):
         out = {"prepare": paths.prepared, "segment": paths.masks, "features": paths.features}[name](item)
-        reads = {"prepare": [], "segment": [paths.prepared(item)],
+        reads = {"prepare": [paths.inputs_manifest(item)], "segment": [paths.prepared(item)],
                  "features": [paths.prepared(item), paths.masks(item), Path(p["features"]["weights"])]}[name]
         return [out], reads
     if name == "backbone":
@@ -79,10 +81,10 @@ def _covers(dep: Path, path: Path) -> bool:
 
 def test_every_stage_is_checked(pipeline):
     names = {s.partition("@")[0] for s in pipeline}
-    assert names == {"prepare", "segment", "backbone", "features", "pretrain_warmup", "reorder", "pretrain",
+    assert names == {"inputs", "prepare", "segment", "backbone", "features", "pretrain_warmup", "reorder", "pretrain",
                      "finetune", "evaluate", "report"}
     datasets = params.datasets(REPO / "params.yaml")
-    assert {s for s in pipeline if "@" in s} == {f"{n}@{d}" for n in ("prepare", "segment", "features")
+    assert {s for s in pipeline if "@" in s} == {f"{n}@{d}" for n in ("inputs", "prepare", "segment", "features")
                                                  for d in datasets} | {f"{n}@{t}" for n in ("finetune", "evaluate")
                                                                        for t in paths.TASKS}
 
