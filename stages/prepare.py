@@ -87,6 +87,9 @@ def run(dataset: str) -> dict[str, dict[str, int]]:
     if not images:
         raise StageError(f"{dataset}: no usable images (all {len(prep.images)} rejected); "
                          f"see {table_path(final, 'rejects')}")
+    if cfg.strict and len(prep.rejects):
+        raise StageError(f"{dataset}: {len(prep.rejects)} rejects and prepare.strict is true; "
+                         f"see {table_path(final, 'rejects')}")
     return counts
 
 

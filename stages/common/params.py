@@ -113,6 +113,7 @@ class VgParams(OfficialParams):
 
 class PrepareParams(Section):
     min_side: int = Field(8, ge=1, le=4096)
+    strict: bool = False               # any reject fails the stage (exit 2) after its outputs are written
     scenes: ScenesParams = ScenesParams()
     easy_vqa: EasyVqaParams = EasyVqaParams()
     custom: CustomParams = CustomParams()

@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 
 from stages import prepare
+from stages.common.cli import StageError
 from storage.adapters import custom
 from storage.adapters.base import DatasetError
 from tests.storage.official_layout import image, run
@@ -50,6 +51,17 @@ def test_unknown_keys_are_rejected_naming_the_known_ones(workspace, tmp_path):
     assert why["vqa:qtypo-q0"] == "unknown key 'answer' in a question (known: question, answers, answer_type)"
     assert [r["image_id"] for r in t["images"]] == ["qtypo", "ok"]
     assert counts["vqa"] == {"given": 1, "accepted": 0, "rejected": 1}
+
+
+def test_strict_fails_after_writing_the_outputs(workspace, tmp_path):
+    section = _section(tmp_path, _lines({"image": "a.png", "id": "ok"}, "not json"))
+    workspace({"datasets": ["custom"], "prepare": {"strict": True, "custom": section}})
+    with pytest.raises(StageError, match=r"custom: 1 rejects and prepare.strict is true; see .*rejects.parquet"):
+        prepare.run("custom")
+    counts = json.loads((tmp_path / "data/prepared/custom/counts.json").read_text())
+    assert counts["lines"] == {"given": 2, "accepted": 1, "rejected": 1}
+    workspace({"datasets": ["custom"], "prepare": {"custom": section}})   # the default: a WARNING, exit 0
+    assert prepare.run("custom")["lines"]["rejected"] == 1
 
 
 def test_bom_keeps_the_first_record(workspace, tmp_path):
