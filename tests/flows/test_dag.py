@@ -27,7 +27,8 @@ def test_select_takes_targets_and_their_upstream(dag):
     assert not {"pretrain_warmup", "reorder", "pretrain"} & set(sub)
     for i, name in enumerate(sub):  # closed under upstream, in DAG order
         assert set(dag[name].upstream) <= set(sub[:i]), name
-    assert [s.name for s in select(dag, ["segment@scenes", "prepare@scenes"])] == ["prepare@scenes", "segment@scenes"]
+    assert [s.name for s in select(dag, ["segment@scenes", "prepare@scenes"])] == ["inputs@scenes", "prepare@scenes",
+                                                                                 "segment@scenes"]
     assert [s.name for s in select(dag, None)] == list(dag) == [s.name for s in select(dag, [])]
 
 

@@ -53,5 +53,5 @@ def test_flows_refuse_a_busy_workspace(tmp_path):
         with pytest.raises(WorkspaceBusy, match="flow run 'nightly'"):
             pipeline.fn(targets=[TARGET], workspace=str(root), lock_wait_s=0)
         with pytest.raises(WorkspaceBusy, match="flow run 'nightly'"):
-            rerun_stage.fn("prepare@scenes", workspace=str(root), lock_wait_s=0)
+            rerun_stage.fn("inputs@scenes", workspace=str(root), lock_wait_s=0)
     assert not (root / "data").exists()  # nothing ran
