@@ -6,7 +6,7 @@ One JSON object per line:
      "split": "train",                    # optional: train | val | test (default train)
      "captions": ["a cat on a mat"],      # optional list of strings
      "questions": [{"question": "what animal is this?",
-                    "answers": ["cat", "cat", "kitten"],     # 1 to 10 annotator answers
+                    "answers": ["cat", "cat", "kitten"],     # 1 to 10 annotator answers (one is stored x10)
                     "answer_type": "other"}]}                # optional: yes/no | number | other
 A line that is not UTF-8 or valid JSON, is not an object, repeats a key, nests too deeply, has a
 key other than those above, lacks "image", repeats an id, or has mistyped fields becomes a
@@ -139,6 +139,8 @@ def _add_record(prep: Prepared, rec: dict[str, Any], image_id: str, path: str) -
             prep.rejects.add(f"vqa:{qid}", problem)
             continue
         answers = q.get("answers", [])
+        if len(answers) == 1:   # one ground truth, stored x10 as GQA/COCO-QA are: the official score of a match is 1
+            answers = answers * 10
         # No answers: an unanswered test question (answer_type null); the row checks refuse it in other splits.
         atype = q.get("answer_type") or (infer_answer_type(answers) if answers else None)
         prep.vqa.append({"question_id": qid, "image_id": image_id, "question": q["question"],

@@ -78,6 +78,14 @@ def test_only_the_first_bom_is_the_files(workspace, tmp_path):
     assert why["lines:3"].startswith("malformed JSON")
 
 
+def test_a_single_answer_is_stored_ten_times(workspace, tmp_path):
+    text = _lines({"image": "a.png", "id": "one", "questions": [{"question": "what?", "answers": ["cat"]},
+                                                               {"question": "and?", "answers": ["cat", "kitten"]}]})
+    _, t, _ = run(workspace, "custom", _section(tmp_path, text))
+    answers = {r["question_id"]: r["answers"] for r in t["vqa"]}
+    assert answers == {"one-q0": ["cat"] * 10, "one-q1": ["cat", "kitten"]}   # 2-9 kept as given (README)
+
+
 def test_default_ids_do_not_collide(workspace, tmp_path):
     names = ("a b.png", "a_b.png", "a.png", "a.jpg", "sub/a.png")
     text = _lines(*({"image": n} for n in names), {"image": "./a.png"})
