@@ -72,6 +72,24 @@ def summary_rows(metrics: dict[str, dict[str, Any]]) -> list[list[str]]:
 SUMMARY_HEADER = ["task", "dataset", "metric", "model", "baseline", "prior", "margin"]
 
 
+def _recall_rows(r: dict[str, Any]) -> list[list[str]]:
+    return [[name, *[f"{r[name][f'{d}_r{k}']:.4f}" for d in ("i2t", "t2i") for k in (1, 5, 10)],
+             f"{r[name].get('rsum', 0):.3f}"] for name in ("itm_rerank", "itc", "chance")]
+
+
+def official_lines(r: dict[str, Any]) -> list[Block]:
+    """What the official tools print: vqaEval.py's overall and per-type percent; NLVR2's consistency."""
+    out: list[Block] = []
+    if "vqa_acc" in r:
+        per = ", ".join(f"{k} {v:.2f}" for k, v in r["vqa_acc"]["perAnswerType"].items())
+        out.append(("p", f"official VQA accuracy (vqaEval.py, percent): overall {r['vqa_acc']['overall']:.2f}; {per}"))
+    if "consistency" in r:
+        c = r["consistency"]
+        out.append(("p", f"consistency (share of {c['sentences']} sentences with every image pair right): "
+                         + ", ".join(f"{v} {c[v]:.4f}" for v in ("model", "blind", "prior") if v in c)))
+    return out
+
+
 def task_blocks(task: str, per_ds: dict[str, Any], images: Images, n_retrieval: int) -> list[Block]:
     out: list[Block] = [("h2", f"{task}")]
     for ds, r in per_ds.items():
@@ -79,9 +97,9 @@ def task_blocks(task: str, per_ds: dict[str, Any], images: Images, n_retrieval: 
         out.append(("p", "counts: " + ", ".join(f"{k} {v}" for k, v in r["counts"].items())))
         if task == "itr":
             head = ["ranking", *[f"{d} R@{k}" for d in ("i2t", "t2i") for k in (1, 5, 10)], "rsum"]
-            out.append(("table", head, [[name, *[f"{r[name][f'{d}_r{k}']:.4f}" for d in ("i2t", "t2i")
-                                                 for k in (1, 5, 10)], f"{r[name].get('rsum', 0):.3f}"]
-                                        for name in ("itm_rerank", "itc", "chance")]))
+            out.append(("table", head, _recall_rows(r)))
+            if "folds_1k" in r:
+                out.append(("table", ["1K folds (mean)", *head[1:]], _recall_rows(r["folds_1k"])))
             out += retrieval_examples(ds, images, n_retrieval)
         else:
             groups = r.get("per_answer_type") or r.get("per_label") or {}
@@ -89,6 +107,7 @@ def task_blocks(task: str, per_ds: dict[str, Any], images: Images, n_retrieval: 
                         [["all", str(r["counts"]["evaluated"]), f"{r['model']:.4f}", f"{r['blind']:.4f}",
                           f"{r['prior']:.4f}"]] + [[g, str(v["samples"]), f"{v['model']:.4f}", f"{v['blind']:.4f}",
                                                     f"{v['prior']:.4f}"] for g, v in groups.items()]))
+            out += official_lines(r)
             out += prediction_examples(task, ds, images)
         curves = {f"{ds} {v}": paths.finetune_run(task, ds, v) / trainer.LOSSES for v in paths.VARIANTS
                   if (paths.finetune_run(task, ds, v) / trainer.LOSSES).is_file()}

@@ -74,6 +74,8 @@ def test_all_tasks_end_to_end(workspace, tmp_path):
         assert task in summary
     page = (tmp_path / "data/report/index.html").read_text()
     assert page.count("data:image/png;base64,") >= 8 and 'src="figures' not in page   # self-contained
+    assert "official VQA accuracy (vqaEval.py, percent): overall" in page
+    assert "consistency (share of" in page
     md = (tmp_path / "data/report/report.md").read_text()
     assert "![" in md and all((tmp_path / "data/report" / p).is_file()
                               for p in [line.split("](")[1].rstrip(")") for line in md.splitlines()
