@@ -367,12 +367,14 @@ def run(task: str) -> dict[str, Any]:
 
 
 def headline_of(task: str, r: dict[str, Any]) -> dict[str, float]:
-    """The numbers `dvc exp show` compares: accuracy beside its baselines, or retrieval recall."""
+    """The numbers `dvc exp show` compares: accuracy beside its baselines, or retrieval recall. Keys name
+    their task (`vqa_acc`, not `acc`), so no two metrics files share a column and DVC needs no file prefix."""
     if task == "itr":
         return {**r["itm_rerank"], "itc_rsum": r["itc"]["rsum"]}
-    out = {"acc": r["model"], "blind": r["blind"], "prior": r["prior"], "margin": r["margin_over_blind"]}
+    out = {f"{task}_acc": r["model"], f"{task}_blind": r["blind"], f"{task}_prior": r["prior"],
+           f"{task}_margin": r["margin_over_blind"]}
     if task == "nlvr2":
-        out["consistency"] = r["consistency"]["model"]
+        out["nlvr2_consistency"] = r["consistency"]["model"]
     return out
 
 

@@ -51,9 +51,10 @@ def test_all_tasks_end_to_end(workspace, tmp_path):
     assert set(vqa["per_answer_type"]) <= {"yes/no", "number", "other"}
     assert vqa["margin_over_blind"] == pytest.approx(vqa["model"] - vqa["blind"])
     headline = {t: json.loads((tmp_path / f"metrics/{t}.json").read_text()) for t in paths.TASKS}
-    assert headline["vqa"] == {"scenes": {"acc": vqa["model"], "blind": vqa["blind"], "prior": vqa["prior"],
-                                          "margin": vqa["margin_over_blind"]}}
-    assert set(headline["nlvr2"]["scenes"]) == {"acc", "blind", "prior", "margin", "consistency"}
+    assert headline["vqa"] == {"scenes": {"vqa_acc": vqa["model"], "vqa_blind": vqa["blind"],
+                                          "vqa_prior": vqa["prior"], "vqa_margin": vqa["margin_over_blind"]}}
+    assert set(headline["nlvr2"]["scenes"]) == {"nlvr2_acc", "nlvr2_blind", "nlvr2_prior", "nlvr2_margin",
+                                                "nlvr2_consistency"}
     assert headline["itr"]["scenes"]["rsum"] == pytest.approx(sum(v for k, v in headline["itr"]["scenes"].items()
                                                                   if k.startswith(("i2t", "t2i"))))
     meta = json.loads((tmp_path / "data/finetune/vqa/scenes/meta.json").read_text())
