@@ -38,7 +38,7 @@ from stages.common.model_factory import build_model
 from stages.common.weights import CheckpointError, load_into, load_weights
 from stages.data.pairs import PairCollator, Samples, load_samples
 from stages.data.tasks import TaskCollator, TaskData, image_batches, load_task
-from stages.evaluation.itm import itm_probability
+from stages.evaluation.itm import itm_log_odds
 from stages.evaluation.nlvr2 import consistency, nlvr2_sentence
 from stages.evaluation.retrieval import KS, chance, fold_captions, folds, mean_over, recalls
 from stages.evaluation.vqa_answers import build_vocab
@@ -228,23 +228,24 @@ def _embed(model: GSHN, test: Samples, collate: PairCollator, batch_size: int) -
 
 @torch.inference_mode()
 def _itm_scores(model: GSHN, emb: dict[str, Any], pairs: list[tuple[int, int]], batch_size: int) -> np.ndarray:
-    """ITM match probability of (image, caption) index pairs."""
+    """ITM log-odds of a match of (image, caption) index pairs."""
     out = []
     for start in _progress(list(range(0, len(pairs), batch_size)), "itr: ITM re-ranking"):
         chunk = pairs[start: start + batch_size]
         im = torch.tensor([i for i, _ in chunk])
         tx = torch.tensor([t for _, t in chunk])
-        out.append(itm_probability(model, emb["text_ids"][tx], emb["text_mask"][tx], emb["tokens"][im],
+        out.append(itm_log_odds(model, emb["text_ids"][tx], emb["text_mask"][tx], emb["tokens"][im],
                                    emb["node_mask"][im], embeddings=(emb["img"][im], emb["txt"][tx])))
     return torch.cat(out).numpy() if out else np.zeros(0)
 
 
 def rerank(sim: np.ndarray, k: int, score: Any) -> np.ndarray:
-    """`sim` with each query's ITC top-k moved ahead of the rest, ordered by score(query, candidates)."""
+    """`sim` with each query's ITC top-k moved ahead of the rest, ordered by score(query, candidates) (any
+    real scores); the others keep their ITC order below every candidate."""
     k = min(k, sim.shape[1])
     top = np.argsort(-sim, axis=1, kind="stable")[:, :k]
-    out = sim - sim.max() - 2.0          # every non-candidate below every candidate
-    s = score(top)                        # (queries, k) in [0, 1]
+    s = np.asarray(score(top), dtype=np.float64)                  # (queries, k)
+    out = sim - sim.max(1, keepdims=True) + s.min(1, keepdims=True) - 1.0
     np.put_along_axis(out, top, s, axis=1)
     return out
 
@@ -262,10 +263,11 @@ def evaluate_itr(dataset: str, ecfg: params.EvaluateParams, mcfg: params.ModelPa
     sim = (emb["img"] @ emb["txt"].T).numpy()            # images x captions
     cap_img = np.array(emb["caption_image"])
     k = ecfg.itr_candidates
-    itm = _itm_cache(model, emb, ecfg.batch_size)
+    itc_weight = 1.0 / float(model.itc.temperature()) if ecfg.itr_rerank == "fused" else 0.0
+    itm = _pair_scores(_itm_cache(model, emb, ecfg.batch_size), sim, itc_weight)
     result, i2t, t2i = _ranked_figures(sim, np.arange(len(test)), np.arange(len(cap_img)), cap_img, k, itm)
     result["chance"] = chance(len(test), len(cap_img))
-    result["candidates"] = k
+    result["candidates"], result["rerank_score"] = k, ecfg.itr_rerank
     result["counts"] = {"images": len(test), "captions": len(cap_img), "missing_features": test.missing}
     fold_of = _folds(dataset, test)
     if fold_of:
@@ -275,7 +277,7 @@ def evaluate_itr(dataset: str, ecfg: params.EvaluateParams, mcfg: params.ModelPa
 
 
 def _itm_cache(model: GSHN, emb: dict[str, Any], batch_size: int) -> Any:
-    """pairs -> ITM probabilities, each (image, caption) pair scored once for both directions and all folds."""
+    """pairs -> ITM log-odds, each (image, caption) pair scored once for both directions and all folds."""
     scored: dict[tuple[int, int], float] = {}
     n_nodes, n_tokens = emb["node_mask"].sum(1).tolist(), emb["text_mask"].sum(1).tolist()
 
@@ -285,6 +287,15 @@ def _itm_cache(model: GSHN, emb: dict[str, Any], batch_size: int) -> Any:
         scored.update(zip(todo, _itm_scores(model, emb, todo, batch_size).tolist()))
         return np.array([scored[p] for p in pairs])
     return itm
+
+
+def _pair_scores(itm: Any, sim: np.ndarray, itc_weight: float) -> Any:
+    """pairs -> re-ranking scores: the ITM log-odds plus `itc_weight` x the ITC similarity (fused: the ITC
+    logit sim / temperature, so both terms are log-scores on the scales the model was trained with)."""
+    def score(pairs: list[tuple[int, int]]) -> np.ndarray:
+        image, caption = np.array(pairs, dtype=np.int64).reshape(-1, 2).T
+        return itm(pairs) + itc_weight * sim[image, caption]
+    return score
 
 
 def _ranked_figures(sim: np.ndarray, images: np.ndarray, caps: np.ndarray, cap_local: np.ndarray, k: int,
@@ -380,9 +391,9 @@ def headline_of(task: str, r: dict[str, Any]) -> dict[str, float]:
 
 def _log(task: str, ds: str, r: dict[str, Any]) -> None:
     if task == "itr":
-        log.info("itr/%s: R@1/5/10 i2t %.3f/%.3f/%.3f t2i %.3f/%.3f/%.3f (ITC + ITM top-%d); ITC alone rsum %.3f; "
-                 "chance R@1 %.4f/%.4f", ds, *(r["itm_rerank"][f"i2t_r{k}"] for k in KS),
-                 *(r["itm_rerank"][f"t2i_r{k}"] for k in KS), r["candidates"], r["itc"]["rsum"],
+        log.info("itr/%s: R@1/5/10 i2t %.3f/%.3f/%.3f t2i %.3f/%.3f/%.3f (ITC top-%d re-ranked by %s); ITC alone "
+                 "rsum %.3f; chance R@1 %.4f/%.4f", ds, *(r["itm_rerank"][f"i2t_r{k}"] for k in KS),
+                 *(r["itm_rerank"][f"t2i_r{k}"] for k in KS), r["candidates"], r["rerank_score"], r["itc"]["rsum"],
                  r["chance"]["i2t_r1"], r["chance"]["t2i_r1"])
         if "folds_1k" in r:
             log.info("itr/%s: mean over %d 1K folds: rsum %.3f (ITC + ITM), %.3f (ITC)", ds,

@@ -368,6 +368,7 @@ class EvaluateParams(Section):
     batch_size: int = Field(256, ge=1)
     threads: int | None = Field(None, ge=1, le=256)    # CPU intra-op threads (report too); null = torch's default
     itr_candidates: int = Field(10, ge=10, le=1024)    # ITC top-k re-ranked by ITM (>= 10 for R@10)
+    itr_rerank: Literal["fused", "itm"] = "fused"      # candidates' order: ITM log-odds + ITC logit, or ITM alone
     examples: int = Field(8, ge=0, le=100)             # predictions kept for the report
 
 

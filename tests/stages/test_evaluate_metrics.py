@@ -2,6 +2,7 @@
 functions, and an evaluation whose predictor returns the truth scoring exactly 1."""
 import json
 from collections import Counter
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -118,9 +119,17 @@ def _truth_predictor(monkeypatch, answers):
         return np.array([float(emb["caption_image"][c] == i) for i, c in pairs])
 
     for name, fn in (("read_meta", read_meta), ("predict", predict), ("_embed", embed), ("_itm_scores", itm_scores),
-                     ("load_task_model", lambda *a: None), ("build_model", lambda *a, **k: torch.nn.Identity()),
+                     ("load_task_model", lambda *a: None), ("build_model", lambda *a, **k: _FakeModel()),
                      ("load_into", lambda *a: None)):
         monkeypatch.setattr(evaluate, name, fn)
+
+
+class _FakeModel(torch.nn.Identity):
+    """What the retrieval evaluation reads of a model besides the patched functions: the ITC temperature."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.itc = SimpleNamespace(temperature=lambda: torch.tensor(0.07))
 
 
 def test_truth_predictor_scores_exactly_one(workspace, monkeypatch):

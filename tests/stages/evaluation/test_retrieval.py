@@ -68,3 +68,24 @@ def test_evaluate_fold_mean_reranks_inside_each_fold():
     assert asked and all(CAP_IMG[c] in fold_images[i] for i, c in asked)    # global ids, never across folds
     whole, _, _ = evaluate._ranked_figures(SIM, np.arange(4), np.arange(8), CAP_IMG, 2, itm)
     assert whole["itc"]["i2t_r1"] == 0.5 and whole["itm_rerank"]["i2t_r1"] == 1.0   # ITM fixes the top 2
+
+
+def test_rerank_keeps_every_candidate_above_the_rest_for_any_real_score():
+    sim = np.array([[0.9, 0.8, 0.1, 0.0]])
+    out = evaluate.rerank(sim, 2, lambda top: np.array([[-50.0, -40.0]]))    # log-odds can be very negative
+    assert np.argsort(-out[0], kind="stable").tolist() == [1, 0, 2, 3]    # candidates reordered, rest in ITC order
+
+
+def test_fused_score_adds_the_itc_logit_and_itm_alone_does_not():
+    # image 0: ITM prefers caption 1 (log-odds 1 vs 0), ITC prefers caption 0 by 0.2; at temperature 0.05 the
+    # ITC logit difference (4) outweighs ITM's (1), at weight 0 (ITM alone) ITM decides.
+    sim = np.array([[0.9, 0.7], [0.0, 0.0]])
+
+    def itm(pairs):
+        return np.array([1.0 if (i, c) == (0, 1) else 0.0 for i, c in pairs])
+    fused, alone = evaluate._pair_scores(itm, sim, 1 / 0.05), evaluate._pair_scores(itm, sim, 0.0)
+    assert fused([(0, 0), (0, 1)]) == pytest.approx([18.0, 15.0])
+    assert alone([(0, 0), (0, 1)]).tolist() == [0.0, 1.0]
+    by_fused = evaluate.rerank(sim[:1], 2, lambda t: fused([(0, int(c)) for c in t[0]])[None])
+    by_itm = evaluate.rerank(sim[:1], 2, lambda t: alone([(0, int(c)) for c in t[0]])[None])
+    assert np.argmax(by_fused[0]) == 0 and np.argmax(by_itm[0]) == 1
