@@ -61,10 +61,10 @@ def node_layout(seg_png: bytes, seg_json: bytes, max_nodes: int) -> tuple[np.nda
     return lut[ids], records
 
 
-def _prepare(item: dict[str, Any], masks: ShardReader, size: int, cfg: params.FeaturesParams,
+def _prepare(item: dict[str, Any], masks: ShardReader, size: int, resize: str, cfg: params.FeaturesParams,
              box_pool: bool, feat_hw: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
-    """CPU side of one image: pixels, coverage, geometry and edges."""
-    image = load_rgb(item["path"], size)
+    """CPU side of one image: pixels (squared as `segment` squared them), coverage, geometry and edges."""
+    image = load_rgb(item["path"], size, resize)
     sample = masks.get(item["image_id"])
     slots, records = node_layout(sample["seg.png"], sample["segments.json"], cfg.max_nodes)
     if slots.shape != (size, size):
@@ -86,6 +86,7 @@ def features_shard(job: sharded.ShardJob) -> sharded.ShardResult:
     torch.set_num_threads(cfg.threads)
     meta = job.config["masks_meta"]
     size, box_pool = meta["image_size"], meta["pooling"] == "box"
+    resize = meta.get("resize", "squash")  # masks written before segment.resize existed were squashed
     device = resolve_device(cfg.device, "features.device")
     net = build_backbone(cfg.backbone, cfg.layer, cfg.weights, cfg.seed, device.type)
     feat_hw = (-(-size // net.stride),) * 2
@@ -95,7 +96,7 @@ def features_shard(job: sharded.ShardJob) -> sharded.ShardResult:
             batch, pixels, covs, extras = [], [], [], []
             for item in job.items[start: start + cfg.batch_size]:
                 try:
-                    image, cov, extra = _prepare(item, masks, size, cfg, box_pool, feat_hw)
+                    image, cov, extra = _prepare(item, masks, size, resize, cfg, box_pool, feat_hw)
                 except (ImageError, MaskCodecError) as e:
                     rejects.append({"source": job.config["source"], "item": f"images:{item['image_id']}",
                                     "reason": str(e)})

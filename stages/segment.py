@@ -2,7 +2,9 @@
 
 Per image: `seg.png` (16-bit segment-id map at segment.image_size) + `segments.json`
 (storage.maskcodec). Also index.parquet (random access by image_id), meta.json (backend,
-image size, pooling shape for `features`), rejects.parquet and counts.json.
+image size, resize mode, pooling shape for `features`), rejects.parquet and counts.json.
+Images become squares by `segment.resize` (storage.images.to_square); with `pad`, only the
+image's part of the square is segmented, and the padding stays void (id 0): it is no node.
 """
 from __future__ import annotations
 
@@ -23,7 +25,7 @@ from stages.common.fingerprint import code_digest, digest, file_digest
 from stages.common.weights import load_weights
 from stages.jobs import sharded
 from storage.atomic import write_json
-from storage.images import ImageError, load_rgb
+from storage.images import Box, ImageError, load_square, to_square
 from storage.maskcodec import decode_png, decode_segments, encode_png, encode_segments, segments_from_ids
 from storage.shards import sample_key, write_shard
 from storage.tables import read_table, table_path
@@ -69,14 +71,18 @@ def _panoptic(cfg_json: str, image_size: int) -> seg.PanopticSegmenter:
         raise StageError(f"segment.panoptic: {e}") from None
 
 
-def _oracle(item: dict[str, Any], size: int) -> seg.Segmentation:
+def _oracle(item: dict[str, Any], cfg: params.SegmentParams, content: Box) -> seg.Segmentation:
+    """Ground-truth ids squared as the image was (nearest); void outside the image's `content` box."""
     gt = Path(item["gt"]) if item.get("gt") else None
     if gt is None or not gt.with_suffix(".png").is_file():
         raise ImageError("no ground-truth mask for the oracle backend")
-    ids = decode_png(gt.with_suffix(".png").read_bytes())
+    gt_ids = Image.fromarray(decode_png(gt.with_suffix(".png").read_bytes()).astype(np.uint16))
     records = decode_segments(gt.with_suffix(".json").read_bytes())
-    if ids.shape != (size, size):
-        ids = np.asarray(Image.fromarray(ids.astype(np.uint16)).resize((size, size), Image.NEAREST)).astype(np.int32)
+    ids = np.asarray(to_square(gt_ids, cfg.image_size, cfg.resize, Image.NEAREST, 0)[0]).astype(np.int32)
+    x1, y1, x2, y2 = content
+    inside = np.zeros(ids.shape, bool)
+    inside[y1:y2, x1:x2] = True
+    ids[~inside] = 0
     return seg.oracle(ids, {r["id"]: r["category"] for r in records}, {r["id"]: r["isthing"] for r in records})
 
 
@@ -87,33 +93,49 @@ def _superpixels(image: np.ndarray, cfg: params.SegmentParams, backend: str) -> 
     return seg.slic(image, n_segments=cfg.slic.n_segments, compactness=cfg.slic.compactness)
 
 
-def _at_work_size(image: np.ndarray, work_size: int | None,
+def _at_work_size(image: np.ndarray, size: int, work_size: int | None,
                   run: Callable[[np.ndarray], seg.Segmentation]) -> seg.Segmentation:
-    """Run a superpixel backend on a reduced copy of the image, then upsample its ids (nearest)."""
-    size = image.shape[0]
+    """Run a superpixel backend on a copy of the image reduced by work_size / size (the image may be a
+    padded square's non-square content), then upsample its ids (nearest)."""
+    h, w = image.shape[:2]
     if work_size is None or work_size >= size:
         return run(image)
-    small = np.asarray(Image.fromarray(image).resize((work_size, work_size), Image.BILINEAR, reducing_gap=2.0))
+    sh, sw = max(1, round(h * work_size / size)), max(1, round(w * work_size / size))
+    small = np.asarray(Image.fromarray(image).resize((sw, sh), Image.BILINEAR, reducing_gap=2.0))
     s = run(small)
-    if size % work_size == 0:  # integer factor: every segment survives, area order is unchanged
-        f = size // work_size
+    f = size // work_size
+    if size % work_size == 0 and (sh * f, sw * f) == (h, w):  # integer factor: every segment survives, area order kept
         return seg.Segmentation(s.ids.repeat(f, 0).repeat(f, 1), s.scores, s.categories, s.isthing)
-    ids = np.asarray(Image.fromarray(s.ids.astype(np.uint16)).resize((size, size), Image.NEAREST)).astype(np.int32)
+    ids = np.asarray(Image.fromarray(s.ids.astype(np.uint16)).resize((w, h), Image.NEAREST)).astype(np.int32)
     return seg.oracle(ids, s.categories, s.isthing)  # renumbers: a tiny segment may have vanished
 
 
-def segment_image(image: np.ndarray, item: dict[str, Any], cfg: params.SegmentParams, backend: str) -> seg.Segmentation:
+def _segment_content(image: np.ndarray, cfg: params.SegmentParams, backend: str) -> seg.Segmentation:
+    """A pixel backend on the image's part of the square."""
     if backend in ("felzenszwalb", "slic"):
-        return _at_work_size(image, cfg.work_size, functools.partial(_superpixels, cfg=cfg, backend=backend))
+        run = functools.partial(_superpixels, cfg=cfg, backend=backend)
+        return _at_work_size(image, cfg.image_size, cfg.work_size, run)
     if backend == "grid":
         return seg.grid(image.shape[0], image.shape[1], rows=cfg.grid.rows, cols=cfg.grid.cols)
-    if backend == "oracle":
-        return _oracle(item, cfg.image_size)
     if backend == "panoptic":
         return _panoptic(cfg.panoptic.model_dump_json(), cfg.image_size)(image)
-    if backend == "box":
-        return segment_image(image, item, cfg, cfg.box.source)
     raise StageError(f"unknown segment backend {backend!r}")
+
+
+def segment_image(square: np.ndarray, content: Box, item: dict[str, Any], cfg: params.SegmentParams,
+                  backend: str) -> seg.Segmentation:
+    """Segments of a squared image (load_square); outside its `content` box (padding) ids stay 0 (void)."""
+    if backend == "oracle":
+        return _oracle(item, cfg, content)
+    if backend == "box":
+        return segment_image(square, content, item, cfg, cfg.box.source)
+    x1, y1, x2, y2 = content
+    s = _segment_content(square[y1:y2, x1:x2], cfg, backend)
+    if s.ids.shape == square.shape[:2]:
+        return s
+    ids = np.zeros(square.shape[:2], np.int32)
+    ids[y1:y2, x1:x2] = s.ids
+    return seg.Segmentation(ids, s.scores, s.categories, s.isthing)
 
 
 def segment_shard(job: sharded.ShardJob) -> sharded.ShardResult:
@@ -123,8 +145,8 @@ def segment_shard(job: sharded.ShardJob) -> sharded.ShardResult:
     samples, rejects, n_segments = [], [], 0
     for item in job.items:
         try:
-            image = load_rgb(item["path"], cfg.image_size)
-            s = segment_image(image, item, cfg, cfg.backend)
+            image, content = load_square(item["path"], cfg.image_size, cfg.resize)
+            s = segment_image(image, content, item, cfg, cfg.backend)
         except ImageError as e:
             rejects.append({"source": job.config["source"], "item": f"images:{item['image_id']}", "reason": str(e)})
             continue
@@ -157,12 +179,13 @@ def run(dataset: str) -> dict[str, Any]:
                              code_digest("stages.segment"))
     config = {"segment": cfg.model_dump(), "source": source}
     jobs = sharded.plan(items, out, PATTERN, cfg.shard_size, config)
-    log.info("%s: segmenting %d images with %s at %dx%d into %d shards", dataset, len(items), cfg.backend,
-             cfg.image_size, cfg.image_size, len(jobs))
+    log.info("%s: segmenting %d images with %s at %dx%d (%s) into %d shards", dataset, len(items), cfg.backend,
+             cfg.image_size, cfg.image_size, cfg.resize, len(jobs))
     rejects, stats = sharded.run(jobs, segment_shard, out, fp, executor=cfg, source=source,
                                  desc=f"segment {dataset}", progress=progress_enabled())
     pooling = "box" if cfg.backend == "box" else "mask"
-    write_json(paths.masks_meta(dataset), {"backend": cfg.backend, "image_size": cfg.image_size, "pooling": pooling})
+    write_json(paths.masks_meta(dataset), {"backend": cfg.backend, "image_size": cfg.image_size,
+                                           "resize": cfg.resize, "pooling": pooling})
     counts = sharded.write_counts(out, len(items), rejects, stats)
     log.info("%s: read %d, wrote %d (%.1f segments/image), rejected %d (%s)", dataset, counts["given"],
              counts["accepted"], counts.get("segments", 0) / max(counts["accepted"], 1), counts["rejected"],

@@ -89,9 +89,55 @@ def decode(data: bytes, draft_size: int | None = None) -> Image.Image:
     return _to_rgb(img)
 
 
-def load_rgb(path: str | os.PathLike, size: int | None = None) -> np.ndarray:
-    """Decode to H x W x 3 uint8; with `size`, resize to size x size (bilinear, antialiased)."""
-    img = open_image(path, draft_size=size)
-    if size is not None and img.size != (size, size):
-        img = img.resize((size, size), Image.BILINEAR, reducing_gap=3.0)
-    return np.asarray(img, dtype=np.uint8)
+RESIZE_MODES = ("squash", "pad", "crop")
+# Padding colour: the ImageNet mean, which the backbone's normalisation maps to zero input.
+PAD_RGB = (124, 116, 104)
+Box = tuple[int, int, int, int]
+
+
+def square_box(width: int, height: int, size: int, mode: str) -> tuple[Box, Box]:
+    """Where a width x height image goes in a size x size square under `mode`: (source box, target box),
+    both (x1, y1, x2, y2), exclusive. squash: all of it, stretched; pad: all of it, aspect kept, centred
+    (the rest of the square is padding); crop: the centred square of side min(width, height)."""
+    if mode == "squash":
+        return (0, 0, width, height), (0, 0, size, size)
+    if mode == "crop":
+        side = min(width, height)
+        x, y = (width - side) // 2, (height - side) // 2
+        return (x, y, x + side, y + side), (0, 0, size, size)
+    if mode == "pad":
+        scale = size / max(width, height)
+        w, h = max(1, round(width * scale)), max(1, round(height * scale))
+        x, y = (size - w) // 2, (size - h) // 2
+        return (0, 0, width, height), (x, y, x + w, y + h)
+    raise ValueError(f"resize mode must be one of {RESIZE_MODES}, got {mode!r}")
+
+
+def to_square(img: Image.Image, size: int, mode: str, resample: Image.Resampling = Image.BILINEAR,
+              fill: int | tuple[int, ...] = PAD_RGB) -> tuple[Image.Image, Box]:
+    """`img` as size x size by `mode` (square_box), and the box its content covers; padding is `fill`.
+
+    Pixels (bilinear, antialiased) and segment-id maps (nearest, fill 0 = void) share this one
+    geometry, so masks and the features pooled over them stay aligned under every mode."""
+    src, dst = square_box(img.width, img.height, size, mode)
+    w, h = dst[2] - dst[0], dst[3] - dst[1]
+    if src != (0, 0, img.width, img.height) or img.size != (w, h):
+        img = img.resize((w, h), resample, box=src, reducing_gap=3.0)
+    if (w, h) == (size, size):
+        return img, dst
+    canvas = Image.new(img.mode, (size, size), fill)
+    canvas.paste(img, dst[:2])
+    return canvas, dst
+
+
+def load_square(path: str | os.PathLike, size: int, mode: str) -> tuple[np.ndarray, Box]:
+    """Decode to size x size x 3 uint8 by `mode` (to_square); also the box the image covers in it."""
+    img, content = to_square(open_image(path, draft_size=size), size, mode)
+    return np.asarray(img, dtype=np.uint8), content
+
+
+def load_rgb(path: str | os.PathLike, size: int | None = None, resize: str = "squash") -> np.ndarray:
+    """Decode to H x W x 3 uint8; with `size`, to size x size by `resize` (see to_square)."""
+    if size is None:
+        return np.asarray(open_image(path), dtype=np.uint8)
+    return load_square(path, size, resize)[0]

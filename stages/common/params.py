@@ -185,6 +185,9 @@ class ExecutorParams(Section):
 class SegmentParams(ExecutorParams):
     backend: Literal["felzenszwalb", "slic", "grid", "box", "oracle", "panoptic"] = "felzenszwalb"
     image_size: int = Field(128, ge=16, le=2048)
+    # how an image becomes image_size x image_size (storage.images.RESIZE_MODES): squash stretches it,
+    # pad keeps its aspect and pads (padding is never a segment), crop keeps the centred square
+    resize: Literal["squash", "pad", "crop"] = "squash"
     # felzenszwalb/slic run at this size (ids upsampled to image_size); null = image_size.
     work_size: int | None = Field(64, ge=8, le=2048)
     shard_size: int = Field(500, ge=1)

@@ -1,16 +1,31 @@
 """segment and features stages on tiny scenes: outputs, every backend, rejects, determinism."""
+import functools
 import json
 from pathlib import Path
+from typing import get_args
 
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
+import scipy.ndimage
 import torch
 import torchvision
+from PIL import Image
 
+from models import pooling
 from stages import features, prepare, segment
+from stages.common import params
 from stages.common.cli import StageError
-from storage.maskcodec import check_consistent, decode_png, decode_segments
+from stages.common.params import ParamsError
+from storage.images import RESIZE_MODES, load_rgb, load_square
+from storage.maskcodec import (
+    check_consistent,
+    decode_png,
+    decode_segments,
+    encode_png,
+    encode_segments,
+    segments_from_ids,
+)
 from storage.shards import ShardReader, npy_load
 
 
@@ -144,3 +159,99 @@ def test_image_size_must_match_stride(workspace):
     segment.run("scenes")
     with pytest.raises(StageError, match="not a multiple of the layer4 stride 32"):
         features.run("scenes")
+
+
+# ---- segment.resize on non-square images -----------------------------------------------
+def _wide_custom(workspace, tmp_path, segment_params):
+    """custom: three 96 x 48 images of 12-pixel colour blocks, prepared, with `segment_params`."""
+    root = tmp_path / "imgs"
+    root.mkdir()
+    for i in range(3):
+        blocks = np.random.default_rng(i).integers(0, 256, (4, 8, 3), dtype=np.uint8)
+        Image.fromarray(blocks.repeat(12, 0).repeat(12, 1)).save(root / f"{i}.png")
+    ann = tmp_path / "ann.jsonl"
+    ann.write_text("".join(json.dumps({"image": f"{i}.png", "captions": ["blocks"]}) + "\n" for i in range(3)))
+    workspace({"datasets": ["custom"], "prepare": {"custom": {"root": str(root), "annotations": str(ann)}},
+               "segment": segment_params})
+    prepare.run("custom")
+    return root
+
+
+def _pooled(path, resize, ids_png, segs_json):
+    """Node features recomputed from the image squared by `resize` and the stored masks."""
+    image = load_rgb(path, 64, resize)
+    slots, records = features.node_layout(ids_png, segs_json, 12)
+    net = features.build_backbone("resnet18", "layer3", None, 0, "cpu")
+    cov = pooling.mask_coverage(slots, len(records), (4, 4))
+    with torch.inference_mode():
+        fmap = net(torch.tensor(image[None]))
+        return pooling.pool(fmap.float(), torch.from_numpy(cov)[None])[0].numpy()
+
+
+@pytest.mark.parametrize("resize", RESIZE_MODES)
+def test_masks_and_features_share_the_transform(workspace, tmp_path, resize, one_thread):
+    root = _wide_custom(workspace, tmp_path, {"resize": resize})
+    segment.run("custom"), features.run("custom")
+    assert json.loads((tmp_path / "data/masks/custom/meta.json").read_text())["resize"] == resize
+    with ShardReader(tmp_path / "data/masks/custom") as mr, ShardReader(tmp_path / "data/features/custom") as fr:
+        m, nodes = mr.get("0.png"), npy_load(fr.get("0.png")["nodes.npy"]).astype(np.float32)
+    ids = decode_png(m["seg.png"])
+    assert ids.shape == (64, 64) and ((ids == 0).any() == (resize == "pad"))   # only padding is void
+    same = _pooled(root / "0.png", resize, m["seg.png"], m["segments.json"])
+    other = _pooled(root / "0.png", "pad" if resize == "squash" else "squash", m["seg.png"], m["segments.json"])
+    assert np.abs(nodes - same).max() < 0.01 * np.abs(same).max()
+    assert np.abs(nodes - other).max() > 0.1 * np.abs(same).max()      # another transform would show
+
+
+@pytest.mark.parametrize("backend,extra", [("felzenszwalb", {}), ("grid", {"grid": {"rows": 2, "cols": 2}}),
+                                           ("box", {"box": {"source": "slic"}})])
+def test_padding_is_no_segment_and_no_node(workspace, tmp_path, backend, extra):
+    _wide_custom(workspace, tmp_path, {"resize": "pad", "backend": backend, **extra})
+    segment.run("custom"), features.run("custom")
+    with ShardReader(tmp_path / "data/masks/custom") as mr, ShardReader(tmp_path / "data/features/custom") as fr:
+        for image_id in mr.ids:
+            ids, segs = decode_png(mr.get(image_id)["seg.png"]), decode_segments(mr.get(image_id)["segments.json"])
+            geom = npy_load(fr.get(image_id)["geom.npy"])
+            check_consistent(ids, segs)
+            assert (ids[:16] == 0).all() and (ids[48:] == 0).all() and (ids[16:48] > 0).all()  # 96 x 48 -> rows 16-47
+            assert all(s["bbox"][1] >= 16 and s["bbox"][3] <= 48 for s in segs)
+            assert geom.shape[0] == min(len(segs), 12) and (geom[:, 1] >= 0.25).all() and (geom[:, 3] <= 0.75).all()
+            if backend == "grid":
+                assert len(segs) == 4 and {tuple(s["bbox"]) for s in segs} == {
+                    (0, 16, 32, 32), (32, 16, 64, 32), (0, 32, 32, 48), (32, 32, 64, 48)}
+
+
+def test_unknown_resize_is_a_params_error(workspace):
+    workspace({"segment": {"resize": "stretch"}})
+    prepare.run("scenes")
+    with pytest.raises(ParamsError, match=r"segment\.resize: Input should be 'squash', 'pad' or 'crop'"):
+        segment.run("scenes")
+    assert get_args(params.SegmentParams.model_fields["resize"].annotation) == RESIZE_MODES
+
+
+@pytest.mark.parametrize("resize", RESIZE_MODES)
+def test_oracle_masks_are_squared_like_their_image(tmp_path, resize):
+    """Ground truth of a 96 x 48 image (one segment per 12-pixel colour block) lands on its own block's pixels."""
+    gt_ids = (np.arange(32, dtype=np.int32).reshape(4, 8) + 1).repeat(12, 0).repeat(12, 1)
+    colours = np.random.default_rng(0).permutation(256)[:96].reshape(32, 3).astype(np.uint8)
+    Image.fromarray(colours[gt_ids - 1]).save(tmp_path / "img.png")
+    (tmp_path / "gt.png").write_bytes(encode_png(gt_ids))
+    block_of = {b: str(b) for b in range(1, 33)}          # the category names the block (oracle renumbers ids)
+    (tmp_path / "gt.json").write_bytes(encode_segments(segments_from_ids(gt_ids, categories=block_of)))
+    cfg = params.SegmentParams(backend="oracle", image_size=64, resize=resize)
+    square, content = load_square(tmp_path / "img.png", 64, resize)
+    s = segment.segment_image(square, content, {"gt": str(tmp_path / "gt")}, cfg, "oracle")
+    assert ((s.ids == 0).any() == (resize == "pad")) and (s.ids[:content[1]] == 0).all()
+    assert s.n == (16 if resize == "crop" else 32)           # crop keeps the middle 4 of 8 block columns
+    for sid, block in s.categories.items():
+        inner = scipy.ndimage.binary_erosion(s.ids == sid)    # bilinear blends colours at block borders
+        assert (square[inner] == colours[int(block) - 1]).all(), block
+
+
+def test_work_size_on_a_padded_odd_shape():
+    """A padded image's content need not be a multiple of the work-size factor: ids still cover all of it."""
+    image = np.random.default_rng(0).integers(0, 256, (33, 64, 3), dtype=np.uint8)
+    cfg = params.SegmentParams()
+    run = functools.partial(segment._superpixels, cfg=cfg, backend="felzenszwalb")
+    s = segment._at_work_size(image, 64, 32, run)
+    assert s.ids.shape == (33, 64) and (s.ids > 0).all() and set(np.unique(s.ids)) == set(s.scores)
