@@ -1,4 +1,5 @@
-"""Stage `reorder` (GSHN Algorithm 1, III.D "Encoder Input"; ASH-Nets III.A.2 Retrieve(Pic_k, phi)).
+"""Stage `reorder`: the training pairs grouped into batches of similar samples for pretraining phase 2
+(GSHN Algorithm 1, III.D "Encoder Input"; ASH-Nets III.A.2 Retrieve(Pic_k, phi)).
 
 Between the two pretraining phases, group the training pairs into batches of similar samples so
 that phase 2's SNN (batch as time) sees a stream of related images:

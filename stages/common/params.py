@@ -5,8 +5,10 @@ An unknown key, a wrong type or an out-of-range value raises ParamsError naming 
 """
 from __future__ import annotations
 
+import copy
+import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_origin
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -439,7 +441,58 @@ def read_yaml(path: Path = PARAMS_FILE) -> dict[str, Any]:
     unknown = set(data) - TOP_LEVEL
     if unknown:
         raise ParamsError(f"params.yaml: unknown top-level keys {sorted(unknown)}; allowed: {sorted(TOP_LEVEL)}")
+    return _with_set(data)
+
+
+# A stage command's `--set KEY=VALUE` overrides (stages.common.overrides.overridden), as a YAML mapping of dotted
+# keys to values: every read of params.yaml by this process applies them, and so do the workers it starts (they
+# inherit the environment). The file itself is never written.
+SET_ENV = "STAGES_PARAMS_SET"
+
+
+def _with_set(data: dict[str, Any]) -> dict[str, Any]:
+    text = os.environ.get(SET_ENV)
+    if not text:
+        return data
+    data = copy.deepcopy(data)
+    for key, value in yaml.safe_load(text).items():
+        set_key(data, key, value)
     return data
+
+
+def set_key(data: dict[str, Any], key: str, value: Any) -> None:
+    """Set the dotted key `datasets` or `<section>.<key>[.<subkey>]` of a params mapping in place. A key the
+    schema does not have is refused, naming the keys it allows; the value is checked by validating the section."""
+    section, *path = key.split(".")
+    if key != "datasets" and (section not in SECTIONS or not path):
+        raise ParamsError(f"override {key!r}: expected datasets or <section>.<key> with a section of "
+                          f"{', '.join(SECTIONS)}")
+    if path:
+        _check_path(key, SECTIONS[section], path)
+    node = data
+    for part in [section, *path][:-1]:
+        if node.get(part) is None:          # absent, or a section left empty (`segment:`)
+            node[part] = {}
+        node = node[part]
+        if not isinstance(node, dict):
+            raise ParamsError(f"override {key!r}: {part} is not a mapping in params.yaml")
+    node[[section, *path][-1]] = value
+
+
+def _check_path(key: str, model: type[BaseModel], path: list[str]) -> None:
+    """Each part of `path` is a field of the section above it; a free-form mapping (e.g. `splits`) ends the check."""
+    for i, part in enumerate(path):
+        where = ".".join([key.split(".")[0], *path[:i]])
+        if part not in model.model_fields:
+            raise ParamsError(f"override {key!r}: {where} has no key {part!r}; allowed: "
+                              f"{', '.join(model.model_fields)}")
+        sub = model.model_fields[part].annotation
+        if isinstance(sub, type) and issubclass(sub, Section):
+            model = sub
+            continue
+        if i < len(path) - 1 and get_origin(sub) is not dict:
+            raise ParamsError(f"override {key!r}: {where}.{part} is a value, not a mapping")
+        return
 
 
 def validate(section: str, raw: dict[str, Any] | None) -> Section:
