@@ -1,9 +1,14 @@
 """Continuous visual encoder (GSHN eq. 3-7): multi-head GAT over each image's node graph, residual."""
 from __future__ import annotations
 
+import warnings
+
 import torch
 from torch import Tensor, nn
-from torch_geometric.nn import GATConv
+
+with warnings.catch_warnings():  # torch_geometric calls the deprecated torch.jit.script at import time
+    warnings.simplefilter("ignore", FutureWarning)
+    from torch_geometric.nn import GATConv
 
 
 class GATEncoder(nn.Module):
