@@ -1,7 +1,7 @@
 """Other continuous encoders (ASH-Nets eq. 4, the CNN "visual concrete encoder") and the encoder factory.
 
-Every encoder is called as enc(x B x K x d, node_mask B x K, edge_index 2 x E) -> B x K x d with
-padded slots zero; the MLP and the grid CNN ignore edge_index.
+Every encoder maps x B x K x d and node_mask B x K to B x K x d with padded slots zero; the GAT also
+reads edge_index (2 x E), the MLP ignores it, and the grid CNN reads each slot's canvas cell instead.
 """
 from __future__ import annotations
 
@@ -35,9 +35,13 @@ class MLPEncoder(nn.Module):
 
 
 class ConvGridEncoder(nn.Module):
-    """Residual 3x3 conv blocks over grid tokens (rows x cols cells in raster order, K = rows*cols).
+    """Residual 3x3 conv blocks over a rows x cols canvas: each token sits in a cell (`cells`, from its box
+    centre: `grid_cells`), the conv runs over the canvas and each token adds its cell's update to itself.
 
-    Padded cells enter as zeros (like the conv's own zero padding), so their inputs never matter.
+    With grid tokens (`segment.backend: grid` at the canvas's rows x cols) every token has its own cell,
+    in whatever order the slots hold them (largest first), and this is a plain conv net over the image's
+    grid (ASH-Nets eq. 4). Tokens that share a cell enter as their mean and keep their own residual;
+    empty cells and padded slots enter as zeros (like the conv's own zero padding).
     """
 
     def __init__(self, d: int, rows: int, cols: int, layers: int = 2) -> None:
@@ -48,15 +52,30 @@ class ConvGridEncoder(nn.Module):
             for _ in range(layers))
         self.norm = nn.LayerNorm(d)
 
-    def forward(self, x: Tensor, node_mask: Tensor, edge_index: Tensor | None = None) -> Tensor:
+    def forward(self, x: Tensor, node_mask: Tensor, cells: Tensor) -> Tensor:
+        """x (B, K, d), node_mask (B, K), cells (B, K) long in [0, rows*cols) -> (B, K, d)."""
         B, K, d = x.shape
-        if K != self.rows * self.cols:
-            raise ValueError(f"ConvGridEncoder needs K = rows*cols = {self.rows}*{self.cols} = "
-                             f"{self.rows * self.cols} grid tokens, got K={K}")
-        g = _masked(x, node_mask).transpose(1, 2).reshape(B, d, self.rows, self.cols)
+        n = self.rows * self.cols
+        if cells.shape != (B, K):     # values: grid_cells keeps them in 0..n-1
+            raise ValueError(f"ConvGridEncoder needs one cell per slot, shape {(B, K)}; got {tuple(cells.shape)}")
+        real = node_mask.unsqueeze(-1).to(x.dtype)
+        at = cells.unsqueeze(-1)
+        count = x.new_zeros(B, n, 1).scatter_add_(1, at, real)
+        canvas = x.new_zeros(B, n, d).scatter_add_(1, at.expand(B, K, d), x * real) / count.clamp_min(1.0)
+        g = canvas.transpose(1, 2).reshape(B, d, self.rows, self.cols)
         for block in self.blocks:
             g = g + block(g)
-        return _masked(self.norm(g.flatten(2).transpose(1, 2)), node_mask)
+        update = g.flatten(2).transpose(1, 2) - canvas
+        return _masked(self.norm(x + update.gather(1, at.expand(B, K, d))), node_mask)
+
+
+def grid_cells(geom: Tensor, rows: int, cols: int) -> Tensor:
+    """(B, K, 7) node geometry (x1, y1, x2, y2 normalised, ...) -> (B, K) long: the raster index of the
+    rows x cols cell holding each box's centre."""
+    cx, cy = (geom[..., 0] + geom[..., 2]) / 2, (geom[..., 1] + geom[..., 3]) / 2
+    row = (cy * rows).floor().clamp(0, rows - 1).long()
+    col = (cx * cols).floor().clamp(0, cols - 1).long()
+    return row * cols + col
 
 
 ContinuousKind = Literal["gat", "mlp", "conv", "none"]

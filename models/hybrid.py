@@ -5,18 +5,23 @@ with F the continuous branch (GAT over the node graph; MLP/conv for ASH-Nets' gr
 E the discrete branch (Bernoulli spike coding of F -> SNN selector spikes -> semantic memory).
 The papers' ablations are settings of the same modules, never copies:
   continuous: gat | mlp | conv | snn | none      discrete: snn | gat | mlp | none
-  ratio: trainable | fixed (r = value) | zero (discrete branch unused)
+  ratio: trainable | fixed (r = value) | zero (r = 0: the discrete branch runs, its spikes still give
+         STL/MVM/STUA their targets, but V' = F; GSHN Table V and ASH-Nets Table XI list this row with
+         "r = 0" beside the SNN-only row's "-", so the hybrid is built and only its ratio is pinned)
   memory: on (spikes select memory rows) | off (a linear read-out of the firing rates)
+  snn_input: serial (the discrete branch encodes F: GSHN, spike coding of F_GAT) | parallel (it encodes
+             the node input, beside the continuous branch: ASH-Nets eq. 5, spikes of the image itself)
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Literal
 
 import torch
 from torch import Tensor, nn
 
-from models.grid_encoder import build_continuous
+from models.grid_encoder import ConvGridEncoder, build_continuous, grid_cells
 from models.memory import SemanticMemory
 from models.nodes import NodeBatch, NodeInput
 from models.pooling import masked_mean
@@ -24,6 +29,7 @@ from models.snn import SNNEncoder, encode_spikes
 
 Branch = Literal["gat", "mlp", "conv", "snn", "none"]
 RatioMode = Literal["trainable", "fixed", "zero"]
+SnnInput = Literal["serial", "parallel"]
 
 
 @dataclass(frozen=True)
@@ -36,6 +42,7 @@ class VisualConfig:
     ratio: RatioMode = "trainable"
     ratio_value: float = 1.0           # r when ratio == "fixed"
     memory: bool = True
+    snn_input: SnnInput = "serial"     # what the discrete branch encodes: F (serial) or the node input (parallel)
     M: int = 256                       # selector neurons = memory rows
     T: int = 4                         # SNN time window
     snn_hidden: tuple[int, ...] = (256,)
@@ -43,7 +50,7 @@ class VisualConfig:
     batch_as_time: bool = True
     gat_heads: int = 4
     gat_layers: int = 2
-    grid: tuple[int, int] | None = None    # (rows, cols) for the conv branch
+    grid: tuple[int, int] | None = None    # (rows, cols) of the conv branch's canvas; None = a ceil(sqrt K) square
     dropout: float = 0.1
 
 
@@ -94,13 +101,19 @@ class HybridRatio(nn.Module):
         return torch.sigmoid(self.fc(masked_mean(F, node_mask)))[:, None, :]
 
 
+def conv_grid(cfg: VisualConfig) -> tuple[int, int]:
+    """The conv canvas: cfg.grid, else the smallest square with a cell per slot (6 x 6 for K = 36, the
+    default `segment.grid`), so grid tokens each get their own cell."""
+    side = math.ceil(math.sqrt(cfg.K))
+    return cfg.grid or (side, side)
+
+
 def _branch(kind: Branch, cfg: VisualConfig) -> nn.Module | None:
     if kind == "snn":
         return SpikingBranch(cfg)
+    rows, cols = conv_grid(cfg)
     kw = {"gat": dict(heads=cfg.gat_heads, layers=cfg.gat_layers, dropout=cfg.dropout),
-          "conv": dict(rows=cfg.grid[0], cols=cfg.grid[1]) if cfg.grid else {}}.get(kind, {})
-    if kind == "conv" and not cfg.grid:
-        raise ValueError("the conv branch needs grid=(rows, cols)")
+          "conv": dict(rows=rows, cols=cols)}.get(kind, {})
     return build_continuous(kind, cfg.d, **kw)
 
 
@@ -113,9 +126,8 @@ class VisualEncoder(nn.Module):
             raise ValueError("at least one of the continuous and discrete branches must be on")
         self.cfg = cfg
         self.node_input = NodeInput(cfg.feat_dim, cfg.d, dropout=cfg.dropout)
-        discrete = "none" if cfg.ratio == "zero" else cfg.discrete
         self.continuous = _branch(cfg.continuous, cfg)
-        self.discrete = _branch(discrete, cfg)
+        self.discrete = _branch(cfg.discrete, cfg)
         both = self.continuous is not None and self.discrete is not None
         self.ratio = HybridRatio(cfg.d, cfg.ratio, cfg.ratio_value) if both else None
 
@@ -130,6 +142,8 @@ class VisualEncoder(nn.Module):
              generator: torch.Generator | None) -> tuple[Tensor, Tensor | None]:
         if isinstance(branch, SpikingBranch):
             return branch(x, nodes.node_mask, generator)
+        if isinstance(branch, ConvGridEncoder):
+            return branch(x, nodes.node_mask, grid_cells(nodes.geom, branch.rows, branch.cols)), None
         return branch(x, nodes.node_mask, nodes.edge_index), None
 
     def forward(self, nodes: NodeBatch, generator: torch.Generator | None = None,
@@ -142,7 +156,8 @@ class VisualEncoder(nn.Module):
         if self.continuous is not None:
             F, spikes = self._run(self.continuous, x, nodes, generator)
         if self.discrete is not None:
-            E, discrete_spikes = self._run(self.discrete, x if F is None else F, nodes, generator)
+            serial = F is not None and self.cfg.snn_input == "serial"
+            E, discrete_spikes = self._run(self.discrete, F if serial else x, nodes, generator)
             spikes = discrete_spikes if discrete_spikes is not None else spikes
         if F is not None and E is not None:
             r = self.ratio(F, nodes.node_mask)

@@ -1,4 +1,5 @@
-"""params.yaml `model` section -> a GSHN model (presets and sizes from models/presets.py), and its optimizer groups."""
+"""params.yaml `model` section -> a GSHN model (presets, knobs and sizes from models/presets.py), and its optimizer
+groups."""
 from __future__ import annotations
 
 import dataclasses
@@ -7,13 +8,13 @@ from typing import Protocol
 
 from torch import nn
 
-from models.gshn import GSHN, TextSpec
+from models.gshn import GSHN, SPIKE_OBJECTIVES, TextSpec
 from models.hybrid import VisualConfig
-from models.presets import PRESETS, SIZES
+from models.presets import PRESETS, SIZES, Preset
 from models.text import TransformerConfig, build_tokenizer, load_minilm
 from stages.common import paths
 from stages.common.cli import StageError
-from stages.common.params import ModelParams
+from stages.common.params import ModelParams, ParamsError
 from stages.common.weights import load_into
 from stages.training import trainer
 
@@ -24,24 +25,74 @@ def text_spec(max_len: int) -> TextSpec:
                     special_ids=tuple(tok.all_special_ids))
 
 
+KNOBS = ("continuous", "discrete", "ratio", "ratio_value", "memory", "snn_input", "warmup_objectives",
+         "main_objectives")
+
+
+def knobs(cfg: ModelParams) -> Preset:
+    """`model.preset`'s bundle with the knobs params.yaml sets; a ParamsError names the keys of a combination
+    that cannot act (no branch, a knob without the part it sets, a spike objective without spikes)."""
+    given = {k: getattr(cfg, k) for k in KNOBS if getattr(cfg, k) is not None}
+    values = given | {k: tuple(v) for k, v in given.items() if k.endswith("_objectives")}
+    if "memory" in given:
+        values["memory"] = given["memory"] == "on"
+    out = dataclasses.replace(PRESETS[cfg.preset], **values)
+    problems = _problems(out, set(given))
+    if problems:
+        shown = ", ".join(f"{k}={_show(getattr(out, k))}" for k in KNOBS[:6])
+        raise ParamsError(f"params.yaml: model: {'; '.join(problems)} (preset {cfg.preset} with the overrides "
+                          f"gives {shown})")
+    return out
+
+
+def _show(v: object) -> str:
+    """A knob's value as params.yaml spells it (memory: on/off)."""
+    return ("on" if v else "off") if isinstance(v, bool) else str(v)
+
+
+def _problems(k: Preset, given: set[str]) -> list[str]:
+    """What is wrong with the resolved knobs `k`; `given`: the knobs params.yaml sets (a preset's own value
+    for a part it lacks, e.g. gat_only's ratio, is no error)."""
+    if k.continuous == "none" and k.discrete == "none":
+        return ["model.continuous and model.discrete are both none: at least one branch must be on"]
+    both = "none" not in (k.continuous, k.discrete)
+    spiking = "snn" in (k.continuous, k.discrete)
+    acts = {"ratio": (both, "needs both branches on"),
+            "ratio_value": (both and k.ratio == "fixed", "acts only with model.ratio=fixed and both branches on"),
+            "memory": (spiking, "needs a spiking branch (model.continuous or model.discrete = snn)"),
+            "snn_input": (both, "needs both branches on (it picks what the discrete branch reads)")}
+    out = [f"model.{key}={_show(getattr(k, key))} {why}" for key, (ok, why) in acts.items() if key in given and not ok]
+    for key in ("warmup_objectives", "main_objectives"):
+        needs = sorted(set(getattr(k, key)) & set(SPIKE_OBJECTIVES))
+        if needs and not spiking:
+            out.append(f"model.{key} has {needs}, which need a spiking branch: set model.{key} without them, "
+                       f"or model.continuous or model.discrete to snn")
+    return out
+
+
 def visual_config(cfg: ModelParams, feat_dim: int, K: int) -> VisualConfig:
-    size, preset = SIZES[cfg.size], PRESETS[cfg.preset]
-    base = VisualConfig(feat_dim=feat_dim, d=size["d"], K=K, M=cfg.M or size["M"], T=cfg.T or size["T"],
+    size = SIZES[cfg.size]
+    return VisualConfig(feat_dim=feat_dim, d=size["d"], K=K, M=cfg.M or size["M"], T=cfg.T or size["T"],
                         snn_hidden=tuple(size["snn_hidden"]), gat_heads=size["gat_heads"], dropout=cfg.dropout,
                         batch_as_time=cfg.batch_as_time, straight_through=cfg.straight_through,
-                        ratio_value=cfg.ratio_value)
-    return dataclasses.replace(base, **preset.visual)
+                        **knobs(cfg).visual())
+
+
+def transformer_config(cfg: ModelParams, vocab_size: int, K: int) -> TransformerConfig:
+    """The size's transformer; `layers` where the size gives it (ablation: 3)."""
+    size = SIZES[cfg.size]
+    tcfg = TransformerConfig.preset(size["transformer"], vocab_size=vocab_size, max_text_len=cfg.max_text_len,
+                                    max_visual_tokens=K, dropout=cfg.dropout)
+    return dataclasses.replace(tcfg, layers=size.get("layers", tcfg.layers))
 
 
 def build_model(cfg: ModelParams, feat_dim: int, K: int, phase: int) -> GSHN:
-    """The model for pretraining phase 1 or 2 (objectives from the preset)."""
+    """The model for pretraining phase 1 (warmup) or 2 (main) with that phase's objectives."""
     spec = text_spec(cfg.max_text_len)
-    size = SIZES[cfg.size]
-    tcfg = TransformerConfig.preset(size["transformer"], vocab_size=spec.vocab_size, max_text_len=cfg.max_text_len,
-                                    max_visual_tokens=K, dropout=cfg.dropout)
-    preset = PRESETS[cfg.preset]
+    chosen = knobs(cfg)
+    objectives = chosen.warmup_objectives if phase == 1 else chosen.main_objectives
     try:
-        model = GSHN(visual_config(cfg, feat_dim, K), tcfg, spec, preset.phase1 if phase == 1 else preset.phase2)
+        model = GSHN(visual_config(cfg, feat_dim, K), transformer_config(cfg, spec.vocab_size, K), spec, objectives)
     except ValueError as e:
         raise StageError(f"model.preset={cfg.preset}: {e}") from None
     if cfg.text_init == "minilm":

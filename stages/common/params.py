@@ -251,18 +251,43 @@ class BackboneParams(Section):
 
 
 # ---- model, pretraining ----------------------------------------------------------------
+Objective = Literal["itc", "itm", "mlm", "stl", "stua", "mvm"]
+
+
 class ModelParams(Section):
-    preset: Literal["gshn", "ash", "gat_only", "snn_only", "gat_gat", "snn_snn", "fixed_r", "no_memory",
+    """A preset (models/presets.py: a bundle of knob values) and the knobs that override it; null = the
+    preset's value. stages.common.model_factory.knobs resolves them and refuses a combination that cannot act."""
+    preset: Literal["gshn", "ash", "zero_r", "fixed_r", "no_memory", "gat_only", "snn_only", "gat_gat", "snn_snn",
                     "baseline", "cl"] = "gshn"
-    size: Literal["tiny", "minilm", "paper"] = "tiny"
+    size: Literal["tiny", "minilm", "paper", "ablation"] = "tiny"
+    continuous: Literal["gat", "mlp", "conv", "snn", "none"] | None = None
+    discrete: Literal["snn", "gat", "mlp", "none"] | None = None
+    ratio: Literal["trainable", "fixed", "zero"] | None = None
+    ratio_value: float | None = Field(None, ge=0.0, le=10.0)   # r when ratio is fixed
+    memory: Literal["on", "off"] | None = None
+    snn_input: Literal["serial", "parallel"] | None = None
+    warmup_objectives: list[Objective] | None = Field(None, min_length=1)
+    main_objectives: list[Objective] | None = Field(None, min_length=1)
     T: int | None = Field(None, ge=1, le=64)           # null = the size's default
     M: int | None = Field(None, ge=2, le=100_000)
-    ratio_value: float = Field(1.0, ge=0.0, le=10.0)   # r of the fixed_r preset
     batch_as_time: bool = True
     straight_through: bool = True
     dropout: float = Field(0.1, ge=0.0, lt=1.0)
     text_init: Literal["random", "minilm"] = "random"  # minilm needs size: minilm
     max_text_len: int = Field(40, ge=8, le=512)
+
+    @field_validator("memory", mode="before")
+    @classmethod
+    def _on_off(cls, v: Any) -> Any:
+        """YAML 1.1 (PyYAML, `-S` overrides) reads on/off as booleans."""
+        return ("on" if v else "off") if isinstance(v, bool) else v
+
+    @field_validator("warmup_objectives", "main_objectives")
+    @classmethod
+    def _no_repeats(cls, v: list[str] | None) -> list[str] | None:
+        if v is not None and len(set(v)) != len(v):
+            raise ValueError(f"objectives listed more than once: {sorted({o for o in v if v.count(o) > 1})}")
+        return v
 
 
 class OptimParams(Section):

@@ -49,7 +49,7 @@ VARIANTS = {
     "fixed_r": {"ratio": "fixed", "ratio_value": 1.0},
     "zero_r": {"ratio": "zero"},
     "no_memory": {"memory": False},
-    "ash_mlp": {"continuous": "mlp"},
+    "ash_mlp": {"continuous": "mlp", "snn_input": "parallel"},
     "ash_conv": {"continuous": "conv", "grid": (2, 3)},
 }
 
@@ -62,12 +62,14 @@ def test_visual_variants_shapes_and_padding(name):
     out = enc(nodes)
     assert out.tokens.shape == (B, K, 32) and torch.isfinite(out.tokens).all()
     assert (out.tokens[~nodes.node_mask] == 0).all()
-    if name in ("gat_only", "gat_gat", "zero_r"):
+    if name in ("gat_only", "gat_gat"):
         assert out.spikes is None and not enc.snn_parameters()
     else:
         assert out.spikes.shape == (3, B, K, 24) and set(out.spikes.unique().tolist()) <= {0.0, 1.0}
     if name == "fixed_r":
         assert torch.allclose(out.tokens, out.discrete + out.continuous)
+    if name == "zero_r":
+        assert torch.equal(out.tokens, out.continuous)
 
 
 def test_trainable_ratio_is_per_image_and_channel():
@@ -102,8 +104,6 @@ def test_batch_as_time_changes_later_samples(carry, training):
 def test_bad_configs():
     with pytest.raises(ValueError, match="at least one"):
         VisualEncoder(VisualConfig(feat_dim=C, continuous="none", discrete="none"))
-    with pytest.raises(ValueError, match="grid"):
-        VisualEncoder(VisualConfig(feat_dim=C, continuous="conv"))
     with pytest.raises(ValueError, match="need a spiking branch"):
         _model(("itc", "stl"), discrete="none")
     with pytest.raises(ValueError, match="unknown objectives"):
@@ -113,7 +113,7 @@ def test_bad_configs():
 @pytest.mark.parametrize("objectives,visual", [
     (("itc", "itm", "mlm"), {}),                      # GSHN phase 1
     (("itc", "itm", "mlm", "stl"), {}),               # GSHN phase 2
-    (("itc", "itm", "mlm", "mvm", "stua"), {"continuous": "mlp"}),   # ASH-Nets
+    (("itc", "itm", "mlm", "mvm", "stua"), {"continuous": "mlp", "snn_input": "parallel"}),   # ASH-Nets
 ])
 def test_every_objective_returns_a_loss_and_gradients_flow(objectives, visual):
     torch.manual_seed(0)

@@ -139,3 +139,32 @@ def test_duplicate_keys_and_repeated_datasets_are_refused(tmp_path):
     path.write_text("datasets: [scenes, scenes]\n")
     with pytest.raises(ParamsError, match=r"\['scenes'\] listed more than once"):
         datasets(path)
+
+
+def test_model_knobs_default_to_the_presets_and_read_on_off(tmp_path):
+    """Every knob is null (the preset's value) unless set; memory: on/off, which YAML 1.1 reads as booleans."""
+    cfg = params.load("model", REPO_PARAMS)
+    knobs = ("continuous", "discrete", "ratio", "ratio_value", "memory", "snn_input", "warmup_objectives",
+             "main_objectives")
+    assert all(getattr(cfg, k) is None for k in knobs)
+    p = tmp_path / "params.yaml"
+    for text, want in (("off", "off"), ("on", "on"), ("'off'", "off"), ("null", None)):
+        p.write_text(f"model:\n  memory: {text}\n  size: ablation\n  snn_input: parallel\n")
+        got = params.load("model", p)
+        assert (got.memory, got.size, got.snn_input) == (want, "ablation", "parallel")
+
+
+@pytest.mark.parametrize("model,message", [
+    ({"memory": "maybe"}, r"model\.memory: Input should be 'on' or 'off'"),
+    ({"continuous": "transformer"}, r"model\.continuous: Input should be 'gat', 'mlp', 'conv', 'snn' or 'none'"),
+    ({"discrete": "conv"}, r"model\.discrete: Input should be 'snn', 'gat', 'mlp' or 'none'"),
+    ({"ratio": "half"}, r"model\.ratio: Input should be 'trainable', 'fixed' or 'zero'"),
+    ({"ratio_value": -1.0}, r"model\.ratio_value: Input should be greater than or equal to 0"),
+    ({"main_objectives": ["itm", "vqa"]}, r"model\.main_objectives\.1: Input should be 'itc'"),
+    ({"warmup_objectives": []}, r"model\.warmup_objectives: List should have at least 1 item"),
+    ({"main_objectives": ["itm", "itm"]}, r"model\.main_objectives: Value error, objectives listed more than once"),
+    ({"size": "huge"}, r"model\.size: Input should be 'tiny', 'minilm', 'paper' or 'ablation'"),
+])
+def test_bad_model_knobs_name_the_key(tmp_path, model, message):
+    with pytest.raises(params.ParamsError, match=message):
+        _load(tmp_path, {"model": model}, "model")
