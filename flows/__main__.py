@@ -33,22 +33,32 @@ def _serve(args: argparse.Namespace, api: str) -> None:
 
     workspace = Path(args.workspace).resolve()
     policy = flows_params(workspace)
-    check_known(read_dag(workspace), args.target)
+    dag = read_dag(workspace)   # the `stage` deployment's choices: restart to pick up a changed DAG
+    check_known(dag, args.target)
     cron = None if args.no_schedule else (args.cron or policy.schedule)
     print(f"pipeline schedule: {f'{cron} ({policy.timezone})' if cron else 'none (on demand)'}", flush=True)
     os.environ["PREFECT_API_URL"] = api  # the flow runs that serve() starts inherit it
     with temporary_settings({PREFECT_API_URL: api}):
-        serve_deployments(workspace, cron, policy.timezone, args.target or None)
+        serve_deployments(workspace, list(dag), cron, policy.timezone, args.target or None)
+
+
+def _check_names(workspace: str, names: list[str]) -> None:
+    """Refuse unknown stage names before a flow (and maybe a temporary server) starts."""
+    from flows.dag import check_known, read_dag
+    if names:
+        check_known(read_dag(Path(workspace).resolve()), names)
 
 
 def _pipeline(args: argparse.Namespace) -> None:
     from flows.pipeline import pipeline
+    _check_names(args.workspace, args.targets)
     pipeline(targets=args.targets or None, workspace=args.workspace)
 
 
 def _stage(args: argparse.Namespace) -> None:
     from flows.stage import rerun_stage
     from stages.common.overrides import parse_assignment
+    _check_names(args.workspace, [args.name])
     rerun_stage(args.name, set_params=dict(parse_assignment(a) for a in args.set) or None, force=args.force,
                 workspace=args.workspace)
 

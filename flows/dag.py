@@ -18,6 +18,7 @@ class Stage:
     name: str                   # DVC address, e.g. "segment@scenes"
     upstream: tuple[str, ...]   # stages whose outputs it reads
     outs: tuple[str, ...]       # its outputs, relative to the workspace
+    metrics: tuple[str, ...] = ()   # those of its outputs that dvc.yaml lists under `metrics:` (headline numbers)
 
 
 def read_dag(workspace: Path) -> dict[str, Stage]:
@@ -32,7 +33,8 @@ def read_dag(workspace: Path) -> dict[str, Stage]:
             order = nx.lexicographical_topological_sort(graph.reverse(copy=False), key=position.__getitem__)
             name = {s: _address(s.path, s.name, workspace) for s in graph.nodes}
             return {name[s]: Stage(name[s], tuple(sorted(name[d] for d in graph.successors(s))),
-                                   tuple(str(o) for o in s.outs)) for s in order}
+                                   tuple(str(o) for o in s.outs), tuple(str(o) for o in s.outs if o.metric))
+                    for s in order}
     except DvcException as e:
         raise ValueError(f"cannot read the DVC pipeline of {workspace}: {e}") from e
 

@@ -39,7 +39,7 @@ def run_stages(workspace: Path, stages: list[Stage], policy: FlowsParams, force:
             blocked[stage.name] = cause
             log.warning("not running %s: upstream stage %s failed", stage.name, cause)
             continue
-        state = task(str(workspace), stage.name, stage.outs, force, return_state=True)
+        state = task(str(workspace), stage.name, stage.outs, force, stage.metrics, return_state=True)
         if state.is_completed():
             done[stage.name] = state.result()
         else:

@@ -1,7 +1,7 @@
 """The one task: `dvc repro -s <stage>` in a workspace, its output streamed to the run's log.
 
 DVC decides whether the stage is out of date and caches its outputs; the task returns the
-stage's output paths, never the data.
+stage's output paths, never the data, and publishes its headline metrics as an artifact.
 """
 from __future__ import annotations
 
@@ -17,6 +17,8 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.exceptions import MissingContextError
 from prefect.logging import get_run_logger
+
+from flows.artifacts import publish_headline
 
 
 class StageFailed(RuntimeError):
@@ -45,8 +47,10 @@ def dvc_env() -> dict[str, str]:
 
 
 @task(name="dvc repro", task_run_name="{stage}", cache_policy=NO_CACHE, persist_result=False)
-def repro_stage(workspace: str, stage: str, outs: tuple[str, ...] = (), force: bool = False) -> StageRun:
-    """Run one stage (not its upstream) with `dvc repro -s`; raise StageFailed if it fails."""
+def repro_stage(workspace: str, stage: str, outs: tuple[str, ...] = (), force: bool = False,
+                metrics: tuple[str, ...] = ()) -> StageRun:
+    """Run one stage (not its upstream) with `dvc repro -s`; raise StageFailed if it fails. Then publish its
+    headline `metrics` files (relative to the workspace) as a markdown artifact."""
     log = run_logger()
     cmd = [sys.executable, "-m", "dvc", "repro", "-s", *(["-f"] if force else []), stage]
     log.info("%s (in %s)", " ".join(["dvc", *cmd[3:]]), workspace)
@@ -62,4 +66,5 @@ def repro_stage(workspace: str, stage: str, outs: tuple[str, ...] = (), force: b
                 ran = ran or line.startswith(f"Running stage '{stage}'")
     if proc.returncode != 0:
         raise StageFailed(f"dvc repro -s {stage} exited with {proc.returncode}:\n" + "\n".join(tail))
+    publish_headline(Path(workspace), stage, metrics, ran, log)
     return StageRun(stage, ran, tuple(str(Path(workspace, o).resolve()) for o in outs))

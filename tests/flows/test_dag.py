@@ -2,6 +2,7 @@
 import pytest
 
 from flows.dag import UnknownStage, read_dag, select
+from stages.common.paths import headline
 from tests.flows.conftest import TARGET, make_project
 
 
@@ -19,6 +20,14 @@ def test_stages_come_upstream_first(dag):
     assert dag["segment@scenes"].upstream == ("prepare@scenes",)
     assert dag["prepare@scenes"].upstream == ("inputs@scenes",)     # the manifest of files outside the project
     assert dag[TARGET].outs == ("data/features/scenes",)
+
+
+def test_metrics_are_the_headline_files(dag):
+    """dvc.yaml's `metrics:` of a stage, the files stages.common.paths.headline names."""
+    assert dag["backbone"].metrics == (str(headline("backbone")),)
+    assert dag["evaluate@vqa"].metrics == (str(headline("vqa")),)
+    assert dag["pretrain"].metrics == (str(headline("pretrain")),) and str(headline("pretrain")) in dag["pretrain"].outs
+    assert dag[TARGET].metrics == () == dag["prepare@scenes"].metrics
 
 
 def test_select_takes_targets_and_their_upstream(dag):

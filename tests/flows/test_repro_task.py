@@ -29,3 +29,23 @@ def test_stage_flow_checks_its_input(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"segment@scenes needs upstream outputs .*prepare@scenes: "
                                                 r"data/prepared/scenes.* targets \['segment@scenes'\]"):
         rerun_stage.fn("segment@scenes", workspace=str(root))
+
+
+def test_cli_refuses_unknown_names_before_starting_a_flow(tmp_path, monkeypatch):
+    import flows.pipeline
+    import flows.stage
+    from flows.__main__ import main
+
+    root = make_project(tmp_path / "project")
+    started = []
+    monkeypatch.setattr(flows.stage, "rerun_stage", lambda name, **kw: started.append(name))
+    monkeypatch.setattr(flows.pipeline, "pipeline", lambda targets, **kw: started.append(targets))
+    for argv in (["stage", "features@scnes"], ["pipeline", "segment@scenes", "features@scnes"]):
+        with pytest.raises(SystemExit) as e:
+            main([*argv, "--workspace", str(root)])
+        assert str(e.value.code).startswith(f"{argv[0]} failed: unknown stage 'features@scnes'; "
+                                            "known stages: inputs@scenes, prepare@scenes, ")
+    assert started == []
+    main(["stage", "features@scenes", "--workspace", str(root)])
+    main(["pipeline", "--workspace", str(root)])
+    assert started == ["features@scenes", None]
