@@ -10,6 +10,7 @@ WEIGHTS = "model.pt"               # a training's final weights-only state dict,
 TASKS = ("vqa", "ve", "nlvr2", "itr")
 PRETRAIN_PHASES = {"warmup": "pretrain_warmup", "main": "pretrain"}   # --phase -> stage name
 VARIANTS = ("model", "blind")      # a classification task's model and its text-only baseline (itr: model only)
+CONSUMERS = ("pretrain", *TASKS, "report")   # what reads datasets, each through its selection (stages.select)
 
 
 def inputs_manifest(dataset: str) -> Path:
@@ -40,6 +41,16 @@ def features(dataset: str) -> Path:
 
 def features_meta(dataset: str) -> Path:
     return features(dataset) / "meta.json"
+
+
+def dataset_digest(dataset: str) -> Path:
+    """Content digests of a dataset's prepared, masks and features folders (stages.digest)."""
+    return DATA / "digests" / f"{dataset}.json"
+
+
+def selection(consumer: str) -> Path:
+    """The digests of only the datasets `consumer` reads (stages.select): its DVC dep in their place."""
+    return DATA / "select" / f"{consumer}.json"
 
 
 def backbone_dir() -> Path:

@@ -8,10 +8,11 @@ from pathlib import Path
 import pytest
 import yaml
 
+from stages import digest, select
 from stages.common import params, paths
 from stages.common.fingerprint import code_files
 from stages.training import trainer
-from tests.conftest import REPO
+from tests.conftest import REPO, deep_merge
 
 FIRST_PARTY = ("stages", "models", "storage", "flows")
 
@@ -21,13 +22,26 @@ def _run(folder: Path) -> list[Path]:
     return [folder / trainer.WEIGHTS, folder / trainer.CHECKPOINT, folder / trainer.LOSSES, folder / trainer.METRICS]
 
 
-def _io(stage: str, p: dict) -> tuple[list[Path], list[Path]]:
-    """(outs, data read) of a DVC stage address under params `p`, from the registry."""
-    name, _, item = stage.partition("@")
+def _reads(consumer: str, p: dict) -> list[Path]:
+    """The dataset folders a consumer (paths.CONSUMERS) reads under params `p`: its selection covers them."""
     tasks = {t: p["finetune"][t]["datasets"] for t in paths.TASKS}
 
     def inputs(datasets: list[str]) -> list[Path]:
         return [f(d) for d in datasets for f in (paths.prepared, paths.features)]
+
+    if consumer == "pretrain":
+        return inputs(p["pretrain"]["datasets"])
+    if consumer in paths.TASKS:
+        return inputs(tasks[consumer])
+    assert consumer == "report", consumer
+    shown = sorted({d for ds in tasks.values() for d in ds})
+    return [f(d) for d in shown for f in (paths.masks, paths.prepared)] + inputs(p["pretrain"]["datasets"])
+
+
+def _io(stage: str, p: dict) -> tuple[list[Path], list[Path]]:
+    """(outs, data read) of a DVC stage address under params `p`, from the registry."""
+    name, _, item = stage.partition("@")
+    tasks = {t: p["finetune"][t]["datasets"] for t in paths.TASKS}
 
     if name == "inputs":
         return [paths.inputs_manifest(item)], []
@@ -36,31 +50,33 @@ def _io(stage: str, p: dict) -> tuple[list[Path], list[Path]]:
         reads = {"prepare": [paths.inputs_manifest(item)], "segment": [paths.prepared(item)],
                  "features": [paths.prepared(item), paths.masks(item), Path(p["features"]["weights"])]}[name]
         return [out], reads
+    if name == "digest":
+        return [paths.dataset_digest(item)], [paths.prepared(item), paths.masks(item), paths.features(item)]
+    if name == "select":
+        return [paths.selection(item)], [paths.dataset_digest(d) for d in sorted({r.name for r in _reads(item, p)})]
     if name == "backbone":
         return ([paths.backbone_weights(p["features"]["backbone"]), *_run(paths.backbone_train_dir()),
                  paths.backbone_metrics(), paths.headline(name)], [paths.prepared(p["backbone"]["dataset"])])
     phase = {v: k for k, v in paths.PRETRAIN_PHASES.items()}.get(name)
     if phase is not None:
-        reads = inputs(p["pretrain"]["datasets"])
+        reads = [paths.selection("pretrain")]
         if phase == "main":
             reads += [paths.pretrained_weights("warmup"), paths.reorder_batches()]
         return _run(paths.pretrain_dir(phase)) + [paths.pretrain_eval(phase), paths.headline(name)], reads
     if name == "reorder":
         return ([paths.reorder_batches(), paths.reorder_metrics(), paths.headline(name)],
-                inputs(p["pretrain"]["datasets"]) + [paths.pretrained_weights("warmup")])
+                [paths.selection("pretrain"), paths.pretrained_weights("warmup")])
     if name == "finetune":
-        return [paths.finetune_dir(item)], inputs(tasks[item]) + [paths.pretrained_weights()]
+        return [paths.finetune_dir(item)], [paths.selection(item), paths.pretrained_weights()]
     if name == "evaluate":
         outs = [paths.evaluate_dir(item, "any").parent, paths.headline(item)]
-        return outs, inputs(tasks[item]) + [paths.finetune_dir(item, d) for d in tasks[item]]
+        return outs, [paths.selection(item)] + [paths.finetune_dir(item, d) for d in tasks[item]]
     assert name == "report", stage
-    shown = sorted({d for ds in tasks.values() for d in ds})
     reads = [paths.task_metrics(t) for t in paths.TASKS] + [paths.pretrained_weights()]
     reads += [f(t, d) for t in paths.TASKS for d in tasks[t] for f in (paths.evaluate_examples, paths.finetune_dir)]
     reads += [f(ph) for ph in paths.PRETRAIN_PHASES for f in (paths.pretrain_eval, lambda x: paths.pretrain_dir(x) /
                                                              trainer.LOSSES)]
-    reads += [f(d) for d in shown for f in (paths.masks, paths.prepared)] + inputs(p["pretrain"]["datasets"])
-    return [paths.report_dir()], reads
+    return [paths.report_dir()], reads + [paths.selection("report")]
 
 
 @pytest.fixture(scope="module")
@@ -81,12 +97,13 @@ def _covers(dep: Path, path: Path) -> bool:
 
 def test_every_stage_is_checked(pipeline):
     names = {s.partition("@")[0] for s in pipeline}
-    assert names == {"inputs", "prepare", "segment", "backbone", "features", "pretrain_warmup", "reorder", "pretrain",
-                     "finetune", "evaluate", "report"}
+    assert names == {"inputs", "prepare", "segment", "backbone", "features", "digest", "select", "pretrain_warmup",
+                     "reorder", "pretrain", "finetune", "evaluate", "report"}
     datasets = params.datasets(REPO / "params.yaml")
-    assert {s for s in pipeline if "@" in s} == {f"{n}@{d}" for n in ("inputs", "prepare", "segment", "features")
-                                                 for d in datasets} | {f"{n}@{t}" for n in ("finetune", "evaluate")
-                                                                       for t in paths.TASKS}
+    assert {s for s in pipeline if "@" in s} == (
+        {f"{n}@{d}" for n in ("inputs", "prepare", "segment", "features", "digest") for d in datasets}
+        | {f"{n}@{t}" for n in ("finetune", "evaluate") for t in paths.TASKS}
+        | {f"select@{c}" for c in paths.CONSUMERS})
 
 
 def test_outs_and_data_deps_are_the_registry_paths(pipeline):
@@ -112,6 +129,17 @@ def test_code_deps_cover_the_import_closure(pipeline):
         wrong += [f"{stage} dep {d} holds none of the code it runs" for d in code
                   if not any(_covers(d, f) for f in runs)]
     assert not wrong, "\n".join(wrong)
+
+
+@pytest.mark.parametrize("overrides", [{}, {"datasets": ["scenes", "easy_vqa", "custom"],
+                                             "pretrain": {"datasets": ["custom", "scenes"]},
+                                             "finetune": {"vqa": {"datasets": ["easy_vqa", "custom"]},
+                                                          "itr": {"datasets": ["custom"]}}}])
+def test_each_selection_covers_what_its_consumer_reads(overrides):
+    p = deep_merge(params.read_yaml(REPO / "params.yaml"), overrides)
+    for consumer in paths.CONSUMERS:
+        covered = [digest.PARTS[part][0](ds) for ds, parts in select.reads(consumer, p).items() for part in parts]
+        assert sorted(covered) == sorted(set(_reads(consumer, p))), consumer
 
 
 def test_params_lists_name_real_keys(pipeline):
