@@ -172,15 +172,18 @@ def wrap(text: str, chars: int = TITLE_CHARS) -> str:
     return "\n".join(w for line in text.split("\n") for w in (textwrap.wrap(line, chars) or [""]))
 
 
-def thumbnail_figure(images: list[np.ndarray], titles: list[str], marks: list[bool] | None = None) -> plt.Figure:
-    """A row of images (wider ones get wider slots), each title wrapped to its slot's width; marks frame
-    each green (right) or red."""
+def thumbnail_figure(images: list[np.ndarray], titles: list[str], marks: list[bool] | None = None,
+                     width: float = 16.0) -> plt.Figure:
+    """Images in rows of at most `width` inches (wider images get wider slots), each title wrapped to its
+    slot's width; marks frame each green (right) or red."""
     aspect = max(img.shape[1] / img.shape[0] for img in images)
     wrapped = [wrap(t, int(TITLE_CHARS * aspect)) for t in titles]
     lines = max((w.count("\n") + 1 for w in wrapped), default=1)
-    fig, axes = plt.subplots(1, len(images), figsize=(1.9 * aspect * len(images), 1.9 + 0.13 * lines),
-                             squeeze=False)
-    for i, (ax, img, title) in enumerate(zip(axes[0], images, wrapped)):
+    per_row = max(1, min(len(images), int(width // (1.9 * aspect))))
+    rows = -(-len(images) // per_row)
+    fig, axes = plt.subplots(rows, per_row, figsize=(1.9 * aspect * per_row, (1.9 + 0.13 * lines) * rows),
+                             squeeze=False, layout="constrained")   # keeps every title clear of the row above
+    for i, (ax, img, title) in enumerate(zip(axes.flat, images, wrapped)):
         ax.imshow(img)
         ax.set_title(title, fontsize=TITLE_SIZE)
         ax.set_xticks([]), ax.set_yticks([])
@@ -188,7 +191,8 @@ def thumbnail_figure(images: list[np.ndarray], titles: list[str], marks: list[bo
             for side in ax.spines.values():
                 side.set_color("green" if marks[i] else "red")
                 side.set_linewidth(3)
-    fig.tight_layout()
+    for ax in list(axes.flat)[len(images):]:
+        ax.set_visible(False)
     return fig
 
 

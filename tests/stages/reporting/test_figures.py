@@ -37,13 +37,18 @@ def test_main_pretraining_continues_the_warmup_steps(tmp_path):
 
 def test_thumbnail_titles_do_not_overlap():
     long = "is the large purple diamond above the small green triangle on the left?\nmodel: yes\ntrue: no"
-    images = [np.zeros((96, 96, 3), np.uint8)] * 4
-    for imgs in (images, [np.zeros((96, 196, 3), np.uint8)] * 3):
+    for imgs, per_row in (([np.zeros((96, 96, 3), np.uint8)] * 4, 4), ([np.zeros((96, 196, 3), np.uint8)] * 8, 4)):
         fig = figures.thumbnail_figure(imgs, [long] * len(imgs), [True] * len(imgs))
+        fig.canvas.draw()                                          # axes take their final (aspect) boxes
         renderer = fig.canvas.get_renderer()
-        boxes = [ax.title.get_window_extent(renderer) for ax in fig.axes]
-        assert all(a.x1 <= b.x0 for a, b in zip(boxes, boxes[1:])), [(b.x0, b.x1) for b in boxes]
-        assert "model: yes" in fig.axes[0].get_title()                 # the text is all there, only wrapped
+        shown = [ax for ax in fig.axes if ax.get_visible()]
+        assert len(shown) == len(imgs) and fig.axes[0].get_gridspec().ncols == per_row
+        boxes = [ax.title.get_window_extent(renderer) for ax in shown]
+        rows = [boxes[i:i + per_row] for i in range(0, len(boxes), per_row)]
+        assert all(a.x1 <= b.x0 for row in rows for a, b in zip(row, row[1:])), [(b.x0, b.x1) for b in boxes]
+        for upper, lower in zip(shown, shown[per_row:]):          # a second row's titles stay below the first row
+            assert lower.title.get_window_extent(renderer).y1 <= upper.get_window_extent(renderer).y0
+        assert "model: yes" in shown[0].get_title()                    # the text is all there, only wrapped
 
 
 def test_confusion_and_overlay_figures_are_pngs():
