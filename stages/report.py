@@ -4,9 +4,9 @@ Reads what the stages before it wrote and nothing else, besides one forward pass
 visual encoder on a few validation images for the spike figures:
 - a header: the git commit (and uncommitted changes), the date, the parameters of the run;
 - per task and dataset: the metric beside its baselines (blind model, prior or chance) and the margin;
-  confusion matrices from the predictions (VE / NLVR2 labels; VQA: the question's answer type against
-  the type of the answer given); VQA per question kind where the vqa table marks kinds (`subset`:
-  easy_vqa colour / shape questions, COCO-QA types); examples with images;
+  confusion matrices from the predictions (VE / NLVR2 labels; VQA: per answer type, its most frequent
+  answers, and the count of answers of another type than the question's); VQA per question kind where
+  the vqa table marks kinds (`subset`: easy_vqa colour / shape questions, COCO-QA types); examples;
 - loss curves, one metric per panel (pretraining: warm-up and main on one step axis); segment
   overlays with the graph nodes marked; SNN firing-rate histograms and a spike raster; the energy
   estimate (SNN vs its ANN twin); retrieval top-5.
@@ -129,21 +129,34 @@ def task_blocks(task: str, per_ds: dict[str, Any], images: Images, n_retrieval: 
 
 
 def confusion_blocks(task: str, ds: str, rows: list[dict[str, Any]]) -> list[Block]:
-    """Counts of (true, predicted) of the model and the blind model: a table and heat maps."""
+    """Counts of (true, predicted) of the model and the blind model: a table and heat maps; VQA: one pair
+    per answer type, over its most frequent answers."""
     if not rows:
         return []
-    labels, mats = pred.confusions(task, rows)
+    if task != "vqa":
+        labels, mats = pred.confusions(task, rows)
+        return _confusion(f"{task}-{ds}", f"labels on {ds} ({len(rows)} labelled test samples)", labels, mats,
+                          ("true label", "predicted label"))
+    wrong = pred.cross_type(rows)
+    out: list[Block] = [("p", f"answers of another type than the question's on {ds}: model {wrong['prediction']}, "
+                              f"blind {wrong['blind']} of {len(rows)}")]
+    for atype, (labels, mats) in pred.answer_confusions(rows).items():
+        n = int(mats["prediction"].sum())
+        out += _confusion(f"{task}-{ds}-{atype.replace('/', '')}", f"{atype} answers on {ds} ({n} questions; "
+                          f"the {pred.TOP_ANSWERS} most frequent true answers)", labels, mats,
+                          ("most frequent human answer", "answer given"))
+    return out
+
+
+def _confusion(name: str, what: str, labels: list[str], mats: dict[str, np.ndarray],
+               axes: tuple[str, str]) -> list[Block]:
     named = {"model": mats["prediction"], "blind": mats["blind"]}
-    true_label, predicted_label = (("answer type of the question", "type of the answer given") if task == "vqa"
-                                   else ("true label", "predicted label"))
     table = [[t, *(f"{named['model'][i, j]} / {named['blind'][i, j]}" for j in range(len(labels)))]
              for i, t in enumerate(labels)]
-    what = "answer types" if task == "vqa" else "labels"
-    return [("p", f"confusion of {what} on {ds} ({len(rows)} labelled test samples); rows: {true_label}, "
-                  f"columns: {predicted_label}; each cell: model / blind"),
-            ("table", [f"{true_label} \\ {predicted_label}", *labels], table),
-            ("img", f"confusion-{task}-{ds}", fig.confusion(named, labels, true_label, predicted_label),
-             f"{task} on {ds}: confusion counts of the model and of the blind model")]
+    return [("p", f"confusion of {what}; rows: {axes[0]}, columns: {axes[1]}; each cell: model / blind"),
+            ("table", [f"{axes[0]} \\ {axes[1]}", *labels], table),
+            ("img", f"confusion-{name}", fig.confusion(named, labels, *axes),
+             f"confusion of {what}: the model and the blind model")]
 
 
 def kind_blocks(ds: str, rows: list[dict[str, Any]], prior: str) -> list[Block]:

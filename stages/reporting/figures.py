@@ -123,7 +123,7 @@ def overlays(images: list[np.ndarray], segment_ids: list[np.ndarray], nodes: lis
 def confusion(matrices: dict[str, np.ndarray], labels: list[str], true_label: str, predicted_label: str) -> bytes:
     """Heat maps of confusion counts (rows: true, columns: predicted), one panel per model."""
     n = len(matrices)
-    side = 1.2 + 0.6 * len(labels)
+    side = min(1.2 + 0.6 * len(labels), 6.5)
     fig, axes = plt.subplots(1, n, figsize=(side * n + 0.5, side), squeeze=False)
     for ax, (name, m) in zip(axes[0], matrices.items()):
         ax.imshow(m, cmap="Blues")

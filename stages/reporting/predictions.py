@@ -7,6 +7,7 @@ evaluate leaves them out of its figures.
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,9 @@ from stages.evaluation.vqa_official import process_prediction, question_accuracy
 from storage.tables import ANSWER_TYPES, VE_LABELS
 
 LABELS = {"ve": list(VE_LABELS), "nlvr2": ["false", "true"]}
+VARIANTS = ("prediction", "blind")       # the model's and the blind model's answer columns
+TOP_ANSWERS = 12                         # answers per VQA confusion matrix; the rest count as REST
+REST = "(other answers)"
 
 
 def predictions_path(task: str, dataset: str) -> Path:
@@ -63,17 +67,39 @@ def confusion(truth: Sequence[str], predicted: Sequence[str], labels: Sequence[s
 
 
 def confusions(task: str, rows: list[dict[str, Any]]) -> tuple[list[str], dict[str, np.ndarray]]:
-    """(labels, {variant: counts}) for the model and the blind model. VQA: the question's answer type
-    (true) against the type of the predicted answer."""
-    if task == "vqa":
-        truth = [r["answer_type"] for r in rows]
-        labels = [*ANSWER_TYPES, *sorted(set(truth) - set(ANSWER_TYPES))]
-        return labels, {v: confusion(truth, [answer_kind(r[v]) for r in rows], labels)
-                        for v in ("prediction", "blind")}
+    """VE / NLVR2: (labels, {variant: counts}) of the model ("prediction") and the blind model."""
     truth = [str(r["truth"]) for r in rows]
-    seen = set(truth) | {str(r[v]) for r in rows for v in ("prediction", "blind")}
+    seen = set(truth) | {str(r[v]) for r in rows for v in VARIANTS}
     labels = [*LABELS.get(task, []), *sorted(seen - set(LABELS.get(task, [])))]
-    return labels, {v: confusion(truth, [str(r[v]) for r in rows], labels) for v in ("prediction", "blind")}
+    return labels, {v: confusion(truth, [str(r[v]) for r in rows], labels) for v in VARIANTS}
+
+
+def _bucket(answers: list[str], known: list[str]) -> list[str]:
+    return [a if a in known else REST for a in answers]
+
+
+def _type_confusion(group: list[dict[str, Any]], top: int) -> tuple[list[str], dict[str, np.ndarray]]:
+    truth = [majority([process_prediction(a) for a in r["truth"]]) for r in group]
+    counts = Counter(truth)
+    labels = sorted(counts, key=lambda a: (-counts[a], a))[:top]
+    given = {v: _bucket([process_prediction(r[v]) for r in group], labels) for v in VARIANTS}
+    if REST in _bucket(truth, labels) or any(REST in g for g in given.values()):
+        labels.append(REST)
+    return labels, {v: confusion(_bucket(truth, labels), g, labels) for v, g in given.items()}
+
+
+def answer_confusions(rows: list[dict[str, Any]], top: int = TOP_ANSWERS) -> dict[str, tuple[list[str], dict]]:
+    """VQA, per answer type of the questions: (labels, {variant: counts}) of the most frequent human answer
+    against the answer given, over that type's `top` most frequent true answers; any other answer (one of
+    another type included) counts as REST. Answers compared as the official evaluation normalises them."""
+    types = [*ANSWER_TYPES, *sorted({r["answer_type"] for r in rows} - set(ANSWER_TYPES))]
+    groups = {t: [r for r in rows if r["answer_type"] == t] for t in types}
+    return {t: _type_confusion(g, top) for t, g in groups.items() if g}
+
+
+def cross_type(rows: list[dict[str, Any]]) -> dict[str, int]:
+    """VQA: per variant, the answers whose type is not the question's (a number to a yes/no question ...)."""
+    return {v: sum(answer_kind(r[v]) != r["answer_type"] for r in rows) for v in VARIANTS}
 
 
 def per_kind(rows: list[dict[str, Any]], kinds: dict[str, str], prior: str) -> list[list[str]]:

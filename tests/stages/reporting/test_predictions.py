@@ -1,7 +1,6 @@
 """Confusion matrices and per-kind accuracy, computed from evaluate's predictions rows."""
 import json
 
-import numpy as np
 import pytest
 
 from stages.common.cli import StageError
@@ -36,14 +35,26 @@ def test_answer_kind(answer, kind):
     assert pred.answer_kind(answer) == kind
 
 
-def test_vqa_confusion_is_question_type_against_answer_type():
-    rows = [{"id": "1", "answer_type": "number", "truth": ["2"] * 10, "prediction": "yes", "blind": "3"},
-            {"id": "2", "answer_type": "yes/no", "truth": ["no"] * 10, "prediction": "no", "blind": "no"},
-            {"id": "3", "answer_type": "other", "truth": ["red"] * 10, "prediction": "2", "blind": "blue"}]
-    labels, mats = pred.confusions("vqa", rows)
-    assert labels == ["yes/no", "number", "other"]
-    assert mats["prediction"].tolist() == [[1, 0, 0], [1, 0, 0], [0, 1, 0]]
-    assert np.trace(mats["blind"]) == 3
+def _vqa(qid, atype, truth, prediction, blind):
+    return {"id": qid, "answer_type": atype, "truth": truth, "prediction": prediction, "blind": blind}
+
+
+def test_vqa_confusion_per_answer_type_over_the_frequent_answers():
+    rows = [_vqa("1", "yes/no", ["yes"] * 10, "yes", "no"), _vqa("2", "yes/no", ["no"] * 6 + ["yes"] * 4, "no", "no"),
+            _vqa("3", "yes/no", ["Yes"] * 10, "2", "yes"),
+            _vqa("4", "other", ["red"] * 10, "red", "blue"), _vqa("5", "other", ["red"] * 10, "blue", "red"),
+            _vqa("6", "other", ["blue"] * 10, "circle", "blue"), _vqa("7", "other", ["teal"] * 10, "red", "red")]
+    per = pred.answer_confusions(rows, top=2)
+    assert list(per) == ["yes/no", "other"]                  # no number questions: no matrix
+    labels, mats = per["yes/no"]
+    assert labels == ["yes", "no", pred.REST]                # "Yes" normalised; "2" to a yes/no question: REST
+    assert mats["prediction"].tolist() == [[1, 0, 1], [0, 1, 0], [0, 0, 0]]
+    assert mats["blind"].tolist() == [[1, 1, 0], [0, 1, 0], [0, 0, 0]]
+    labels, mats = per["other"]
+    assert labels == ["red", "blue", pred.REST]              # top 2 by count; teal is rarer
+    assert mats["prediction"].tolist() == [[1, 1, 0], [0, 0, 1], [1, 0, 0]]
+    assert mats["blind"].sum() == 4
+    assert pred.cross_type(rows) == {"prediction": 1, "blind": 0}
 
 
 def test_per_kind_accuracy():
