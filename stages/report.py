@@ -2,16 +2,18 @@
 
 Reads what the stages before it wrote and nothing else, besides one forward pass of the pretrained
 visual encoder on a few validation images for the spike figures:
+- a header: the git commit (and uncommitted changes), the date, the parameters of the run;
 - per task and dataset: the metric beside its baselines (blind model, prior or chance) and the margin;
-- loss curves of pretraining and of every finetuned model; segment overlays; SNN firing-rate
-  histograms and a spike raster; the energy estimate (SNN vs its ANN twin); retrieval top-5 and
-  VQA examples with images.
+  confusion matrices from the predictions (VE / NLVR2 labels; VQA: per answer type, its most frequent
+  answers, and the count of answers of another type than the question's); VQA per question kind where
+  the vqa table marks kinds (`subset`: easy_vqa colour / shape questions, COCO-QA types); examples;
+- loss curves, one metric per panel (pretraining: warm-up and main on one step axis); segment
+  overlays with the graph nodes marked; SNN firing-rate histograms and a spike raster; the energy
+  estimate (SNN vs its ANN twin); retrieval top-5.
 summary.txt is the table printed at the end of `make run`.
 """
 from __future__ import annotations
 
-import base64
-import html
 import json
 import logging
 from pathlib import Path
@@ -26,6 +28,10 @@ from stages.common.model_factory import load_pretrained
 from stages.common.weights import CheckpointError
 from stages.data.pairs import PairCollator, feature_meta, load_samples
 from stages.reporting import figures as fig
+from stages.reporting import predictions as pred
+from stages.reporting.header import header_blocks
+from stages.reporting.nodes import graph_nodes
+from stages.reporting.render import Block, render, table_text
 from stages.training import trainer
 from storage.atomic import atomic_dir
 from storage.images import load_rgb
@@ -34,7 +40,7 @@ from storage.shards import ShardReader
 from storage.tables import read_table, table_path
 
 log = logging.getLogger("stages.report")
-Block = tuple[str, Any]
+PHASE_NAMES = {"warmup": "warm-up", "main": "main"}
 METRIC = {"vqa": "VQA accuracy", "ve": "accuracy", "nlvr2": "accuracy"}
 
 
@@ -108,12 +114,68 @@ def task_blocks(task: str, per_ds: dict[str, Any], images: Images, n_retrieval: 
                           f"{r['prior']:.4f}"]] + [[g, str(v["samples"]), f"{v['model']:.4f}", f"{v['blind']:.4f}",
                                                     f"{v['prior']:.4f}"] for g, v in groups.items()]))
             out += official_lines(r)
+            rows = pred.read_predictions(task, ds)
+            out += confusion_blocks(task, ds, rows)
+            if task == "vqa":
+                out += kind_blocks(ds, rows, r["prior_answer"])
             out += prediction_examples(task, ds, images)
-        curves = {f"{ds} {v}": paths.finetune_run(task, ds, v) / trainer.LOSSES for v in paths.VARIANTS
-                  if (paths.finetune_run(task, ds, v) / trainer.LOSSES).is_file()}
-        if curves:
-            out.append(("img", f"loss-{task}-{ds}", fig.loss_curves(curves), f"finetuning losses, {task} on {ds}"))
+        runs = {v: paths.finetune_run(task, ds, v) / trainer.LOSSES for v in paths.VARIANTS}
+        series = {v: fig.read_tsv(p) for v, p in runs.items() if p.is_file()}
+        if series:
+            out.append(("img", f"loss-{task}-{ds}", fig.metric_panels(series, "optimizer step"),
+                        f"finetuning of {task} on {ds}: one panel per logged metric, the model and its blind "
+                        f"baseline (validation columns dashed)"))
     return out
+
+
+def confusion_blocks(task: str, ds: str, rows: list[dict[str, Any]]) -> list[Block]:
+    """Counts of (true, predicted) of the model and the blind model: a table and heat maps; VQA: one pair
+    per answer type, over its most frequent answers."""
+    if not rows:
+        return []
+    if task != "vqa":
+        labels, mats = pred.confusions(task, rows)
+        return _confusion(f"{task}-{ds}", f"labels on {ds} ({len(rows)} labelled test samples)", labels, mats,
+                          ("true label", "predicted label"))
+    wrong = pred.cross_type(rows)
+    out: list[Block] = [("p", f"answers of another type than the question's on {ds}: model {wrong['prediction']}, "
+                              f"blind {wrong['blind']} of {len(rows)}")]
+    for atype, (labels, mats) in pred.answer_confusions(rows).items():
+        n = int(mats["prediction"].sum())
+        out += _confusion(f"{task}-{ds}-{atype.replace('/', '')}", f"{atype} answers on {ds} ({n} questions; "
+                          f"the {pred.TOP_ANSWERS} most frequent true answers)", labels, mats,
+                          ("most frequent human answer", "answer given"))
+    return out
+
+
+def _confusion(name: str, what: str, labels: list[str], mats: dict[str, np.ndarray],
+               axes: tuple[str, str]) -> list[Block]:
+    named = {"model": mats["prediction"], "blind": mats["blind"]}
+    table = [[t, *(f"{named['model'][i, j]} / {named['blind'][i, j]}" for j in range(len(labels)))]
+             for i, t in enumerate(labels)]
+    return [("p", f"confusion of {what}; rows: {axes[0]}, columns: {axes[1]}; each cell: model / blind"),
+            ("table", [f"{axes[0]} \\ {axes[1]}", *labels], table),
+            ("img", f"confusion-{name}", fig.confusion(named, labels, *axes),
+             f"confusion of {what}: the model and the blind model")]
+
+
+def kind_blocks(ds: str, rows: list[dict[str, Any]], prior: str) -> list[Block]:
+    """Official VQA accuracy per question kind, where the dataset's vqa table marks kinds (`subset`)."""
+    table = read_table(table_path(paths.prepared(ds), "vqa"), "vqa").select(["question_id", "subset"])
+    kinds = dict(zip(table.column("question_id").to_pylist(), table.column("subset").to_pylist()))
+    per = pred.per_kind(rows, kinds, prior)
+    if not per:
+        return []
+    return [("p", f"VQA accuracy per question kind on {ds} (the vqa table's subset column: easy_vqa's colour / "
+                  f"shape questions, COCO-QA's question types)"),
+            ("table", ["question kind", "questions", "model", "blind", "prior"], per)]
+
+
+EXAMPLE_CAPTIONS = {
+    "vqa": "question; the model's answer, the most frequent human answer, the blind model's answer",
+    "ve": "the image is the premise; hypothesis; the model's label, the true label, the blind model's label",
+    "nlvr2": "left and right image side by side; sentence; the model's answer, the truth, the blind model's",
+}
 
 
 def prediction_examples(task: str, ds: str, images: Images) -> list[Block]:
@@ -123,12 +185,15 @@ def prediction_examples(task: str, ds: str, images: Images) -> list[Block]:
     ex = json.loads(path.read_text())[:8]
     if not ex:
         return []
-    truths = [e["truth"] if isinstance(e["truth"], str) else max(set(e["truth"]), key=e["truth"].count) for e in ex]
-    titles = [f"{e['text'][:40]}\npred {e['prediction']} | true {t}\nblind {e['blind']}" for e, t in zip(ex, truths)]
-    thumbs = [images.get(ds, e["images"][0]) for e in ex]
+    truths = [e["truth"] if isinstance(e["truth"], str) else pred.majority(e["truth"]) if e["truth"] else "?"
+              for e in ex]
+    titles = [f"{e['text']}\nmodel: {e['prediction']}\ntrue: {t}\nblind: {e['blind']}" for e, t in zip(ex, truths)]
+    thumbs = [np.concatenate([images.get(ds, e["images"][0]), np.full((96, 4, 3), 255, np.uint8),
+                              images.get(ds, e["images"][1])], axis=1) if task == "nlvr2"
+              else images.get(ds, e["images"][0]) for e in ex]
     marks = [e["prediction"] == t for e, t in zip(ex, truths)]
     return [("img", f"examples-{task}-{ds}", fig.thumbnails(thumbs, titles, marks),
-             f"{task} examples on {ds} (left image for NLVR2): prediction, majority true answer, blind prediction")]
+             f"{task} examples on {ds}: {EXAMPLE_CAPTIONS[task]} (frame: green where the model is right)")]
 
 
 def retrieval_examples(ds: str, images: Images, n: int) -> list[Block]:
@@ -154,9 +219,13 @@ def overlay_blocks(datasets: list[str], n: int, images: Images) -> list[Block]:
         with ShardReader(paths.masks(ds)) as masks:
             ids = masks.ids[:n]
             segs = [decode_png(masks.get(i)["seg.png"]) for i in ids]
+        nodes = graph_nodes(ds, ids)
         imgs = [images.get(ds, i, size=s.shape[0]) for i, s in zip(ids, segs)]
-        out.append(("img", f"segments-{ds}", fig.overlays(imgs, segs, [f"{i} ({len(np.unique(s))} seg.)" for i, s in
-                                                                       zip(ids, segs)]), f"segments of {ds}"))
+        titles = [f"{i}: {len(nodes[i])} of {len(np.unique(s[s > 0]))} segments are nodes" if nodes[i] else
+                  f"{i}: no node features (features rejected it)" for i, s in zip(ids, segs)]
+        out.append(("img", f"segments-{ds}", fig.overlays(imgs, segs, [nodes[i] for i in ids], titles),
+                    f"segments of {ds}, each in its own colour; the graph nodes (the largest segments, at most "
+                    f"features.max_nodes) numbered by slot; hatched grey: segments left out of the graph"))
     return out
 
 
@@ -209,12 +278,13 @@ def energy_blocks() -> list[Block]:
 
 
 def pretrain_blocks() -> list[Block]:
-    runs = {s: paths.pretrain_dir(p) / trainer.LOSSES for p, s in paths.PRETRAIN_PHASES.items()
+    runs = {PHASE_NAMES[p]: paths.pretrain_dir(p) / trainer.LOSSES for p in paths.PRETRAIN_PHASES
             if (paths.pretrain_dir(p) / trainer.LOSSES).is_file()}
     out: list[Block] = [("h2", "pretraining")]
-    if runs:
-        out.append(("img", "loss-pretrain", fig.loss_curves(runs, ("loss", "itc", "itm", "mlm", "stl", "stua", "mvm")),
-                    "pretraining losses"))
+    series, starts = fig.phases_on_one_axis(runs)
+    if series:
+        out.append(("img", "loss-pretrain", fig.metric_panels(series, "optimizer step (warm-up, then main)", starts),
+                    "pretraining: one panel per logged metric; the main phase's steps continue the warm-up's"))
     for p, s in paths.PRETRAIN_PHASES.items():
         ev = paths.pretrain_eval(p)
         if ev.is_file():
@@ -224,47 +294,7 @@ def pretrain_blocks() -> list[Block]:
     return out
 
 
-# ---- rendering -------------------------------------------------------------------------
-def table_text(header: list[str], rows: list[list[str]]) -> str:
-    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)]
-    line = lambda r: "  ".join(str(x).ljust(w) for x, w in zip(r, widths))  # noqa: E731
-    return "\n".join([line(header), line(["-" * w for w in widths]), *map(line, rows)])
-
-
-def render(blocks: list[Block], out: Path) -> tuple[str, str]:
-    """(html, markdown); figures are inlined in the HTML and written to out/figures/ for the markdown."""
-    h, md = [], []
-    for kind, *rest in blocks:
-        if kind in ("h1", "h2", "h3"):
-            h.append(f"<{kind}>{html.escape(rest[0])}</{kind}>")
-            md.append("#" * int(kind[1]) + " " + rest[0])
-        elif kind == "p":
-            h.append(f"<p>{html.escape(rest[0])}</p>")
-            md.append(rest[0])
-        elif kind == "list":
-            h.append("<ul>" + "".join(f"<li>{html.escape(x)}</li>" for x in rest[0]) + "</ul>")
-            md.append("\n".join(f"- {x}" for x in rest[0]))
-        elif kind == "table":
-            header, rows = rest
-            h.append("<table><tr>" + "".join(f"<th>{html.escape(c)}</th>" for c in header) + "</tr>" +
-                     "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in r) + "</tr>" for r in rows)
-                     + "</table>")
-            md.append("\n".join(["| " + " | ".join(header) + " |", "|" + "---|" * len(header),
-                                 *["| " + " | ".join(map(str, r)) + " |" for r in rows]]))
-        elif kind == "img":
-            name, png, caption = rest
-            (out / "figures" / f"{name}.png").write_bytes(png)
-            uri = "data:image/png;base64," + base64.b64encode(png).decode()
-            h.append(f'<figure><img src="{uri}" alt="{html.escape(caption)}"><figcaption>{html.escape(caption)}'
-                     f"</figcaption></figure>")
-            md.append(f"![{caption}](figures/{name}.png)")
-    style = ("body{font-family:sans-serif;max-width:1100px;margin:auto}table{border-collapse:collapse}"
-             "td,th{border:1px solid #ccc;padding:2px 8px;text-align:right}img{max-width:100%}")
-    page = (f"<!doctype html><html><head><meta charset='utf-8'><title>GSHN report</title><style>{style}</style>"
-            f"</head><body>{''.join(h)}</body></html>")
-    return page, "\n\n".join(md) + "\n"
-
-
+# ---- the run -------------------------------------------------------------------------
 def run() -> str:
     mcfg: params.ModelParams = params.load("model")
     pcfg: params.PretrainParams = params.load("pretrain")
@@ -280,6 +310,7 @@ def run() -> str:
     images = Images()
     summary = table_text(SUMMARY_HEADER, summary_rows(metrics))
     blocks: list[Block] = [("h1", f"GSHN report: preset {mcfg.preset}, size {mcfg.size}"),
+                           *header_blocks(Path.cwd(), params.read_yaml()),
                            ("h2", "summary"), ("table", SUMMARY_HEADER, summary_rows(metrics)),
                            ("p", "margin: model minus its text-only (blind) baseline; for retrieval, minus chance.")]
     for task in paths.TASKS:
@@ -288,8 +319,7 @@ def run() -> str:
     datasets = sorted({ds for t in paths.TASKS for ds in getattr(fcfg, t).datasets})
     blocks += overlay_blocks(datasets, rcfg.overlays, images)
     with atomic_dir(paths.report_dir()) as out:
-        (out / "figures").mkdir()
-        page, md = render(blocks, out)
+        page, md = render(blocks, out, "GSHN report")
         (out / "index.html").write_text(page)
         (out / "report.md").write_text(md)
         (out / "summary.txt").write_text(summary + "\n")

@@ -3,9 +3,13 @@
 Its own train/test split is kept; a validation split is carved from train by image
 (seeded), so no validation image is seen in training. Each question has one answer; it is
 stored as 10 identical annotator answers so the VQA accuracy equals exact-match accuracy.
+Answer types are the official three (yes/no, other: what the VQA score groups by); the finer
+question kind goes to `subset`: "color" (what color is ...), "shape" (what shape / what is the
+blue shape), "yes/no color" (is there a red shape?), "yes/no shape" (does the image contain a circle?).
 """
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -15,6 +19,21 @@ from tqdm import tqdm
 from storage.adapters.base import DatasetError, Prepared
 
 YES_NO = {"yes", "no"}
+SHAPES = {"circle", "rectangle", "triangle"}            # easy-vqa 1.0's answers besides yes/no: shapes ...
+COLORS = {"red", "green", "blue", "black", "gray", "teal", "brown", "yellow"}   # ... and colours
+
+
+def question_kind(question: str, answer: str) -> str:
+    """color | shape (what the answer names) | yes/no color | yes/no shape (what the question asks about)."""
+    if answer in COLORS:
+        return "color"
+    if answer in SHAPES:
+        return "shape"
+    if answer not in YES_NO:
+        return "other"
+    words = set(re.findall(r"[a-z]+", question.lower()))
+    about = [name for name, group in (("color", COLORS), ("shape", SHAPES)) if words & group]
+    return " ".join(["yes/no", "/".join(about)]) if about else "yes/no"
 
 
 def _load_package():  # noqa: ANN202 - third-party module
@@ -57,6 +76,7 @@ def build(out_dir: Path, *, val_fraction: float, seed: int, progress: bool = Tru
                 "answers": [a] * 10,
                 "answer_type": "yes/no" if a in YES_NO else "other",
                 "split": split_of(src, raw_id),
+                "subset": question_kind(q, a),
             })
     prep.given = {"images": len(prep.images), "vqa": len(prep.vqa)}
     return prep

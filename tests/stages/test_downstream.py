@@ -77,6 +77,11 @@ def test_all_tasks_end_to_end(workspace, tmp_path):
     assert page.count("data:image/png;base64,") >= 8 and 'src="figures' not in page   # self-contained
     assert "official VQA accuracy (vqaEval.py, percent): overall" in page
     assert "consistency (share of" in page
+    assert "commit: (not a git checkout)" in page and "<details><summary>parameters of this run" in page
+    assert page.count("<p>confusion of labels on scenes") == 2 and "<p>confusion of yes/no answers on scenes" in page
+    assert "answers of another type than the question&#x27;s on scenes: model" in page
+    assert "left and right image side by side" in page and "(left image for NLVR2)" not in page
+    assert "the graph nodes (the largest segments" in page and "one panel per logged metric" in page
     md = (tmp_path / "data/report/report.md").read_text()
     assert "![" in md and all((tmp_path / "data/report" / p).is_file()
                               for p in [line.split("](")[1].rstrip(")") for line in md.splitlines()

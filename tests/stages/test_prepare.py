@@ -1,5 +1,6 @@
 """The prepare stage on the custom adapter with every kind of bad input: each ends as a row or a reject."""
 import json
+from collections import Counter
 
 import pyarrow.parquet as pq
 import pytest
@@ -86,6 +87,9 @@ def test_easy_vqa_split_is_by_image_and_deterministic(workspace, tmp_path):
     images = pq.read_table(tmp_path / "data/prepared/easy_vqa/images.parquet").to_pylist()
     assert sum(r["split"] == "val" for r in images) == 400
     assert {r["answer_type"] for r in vqa} == {"yes/no", "other"}
+    kinds = Counter(r["subset"] for r in vqa)       # train + test: every question has its kind
+    assert kinds == {"yes/no color": 20658 + 5201, "yes/no shape": 7749 + 1935, "color": 5166 + 1280,
+                     "shape": 5002 + 1257}
     prepare.run("easy_vqa")  # a second run carves the same validation images
     again = pq.read_table(tmp_path / "data/prepared/easy_vqa/images.parquet").to_pylist()
     assert again == images
