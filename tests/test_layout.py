@@ -13,7 +13,7 @@ PACKAGES = ("flows", "stages", "models", "storage")
 ALLOWED = {"flows": {"flows", "stages", "models", "storage"}, "stages": {"stages", "models", "storage"},
            "models": {"models"}, "storage": {"storage"}}
 ENTRY_POINTS = {"inputs", "prepare", "segment", "backbone", "features", "pretrain", "reorder", "finetune", "evaluate",
-                "report", "overlay", "study", "vqa_eval"}
+                "report", "overlay", "study", "vqa_eval", "compare", "digest", "select"}
 MAX_LINES = 80
 
 
