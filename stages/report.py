@@ -50,12 +50,13 @@ class Images:
     def __init__(self) -> None:
         self._paths: dict[str, dict[str, str]] = {}
 
-    def get(self, dataset: str, image_id: str, size: int = 96) -> np.ndarray:
+    def get(self, dataset: str, image_id: str, size: int = 96, resize: str = "squash") -> np.ndarray:
+        """The image as a `size` square (`resize` as segment.resize: overlays must match their masks)."""
         if dataset not in self._paths:
             rows = read_table(table_path(paths.prepared(dataset), "images"), "images").to_pylist()
             self._paths[dataset] = {r["image_id"]: r["path"] for r in rows}
         p = Path(self._paths[dataset][image_id])
-        return load_rgb(p if p.is_absolute() else paths.prepared(dataset) / p, size)
+        return load_rgb(p if p.is_absolute() else paths.prepared(dataset) / p, size, resize)
 
 
 # ---- sections --------------------------------------------------------------------------
@@ -220,7 +221,8 @@ def overlay_blocks(datasets: list[str], n: int, images: Images) -> list[Block]:
             ids = masks.ids[:n]
             segs = [decode_png(masks.get(i)["seg.png"]) for i in ids]
         nodes = graph_nodes(ds, ids)
-        imgs = [images.get(ds, i, size=s.shape[0]) for i, s in zip(ids, segs)]
+        resize = json.loads(paths.masks_meta(ds).read_text()).get("resize", "squash")   # the masks' own transform
+        imgs = [images.get(ds, i, size=s.shape[0], resize=resize) for i, s in zip(ids, segs)]
         titles = [f"{i}: {len(nodes[i])} of {len(np.unique(s[s > 0]))} segments are nodes" if nodes[i] else
                   f"{i}: no node features (features rejected it)" for i, s in zip(ids, segs)]
         out.append(("img", f"segments-{ds}", fig.overlays(imgs, segs, [nodes[i] for i in ids], titles),
@@ -236,7 +238,7 @@ def spike_blocks(mcfg: params.ModelParams, pcfg: params.PretrainParams) -> list[
     model = load_pretrained(mcfg, C, K).eval()
     branches = model.visual.spiking_branches()
     if not branches:
-        return [("h2", "spikes"), ("p", f"preset {mcfg.preset} has no spiking branch")]
+        return [("h2", "spikes"), ("p", f"the model (preset {mcfg.preset} with its knobs) has no spiking branch")]
     val = load_samples(pcfg.datasets, "val")
     batch = PairCollator(val, K, mcfg.max_text_len)([(i, 0) for i in range(min(32, len(val)))])
     snn = branches[0].snn
