@@ -79,7 +79,7 @@ def test_option_choices_and_no_option(caplog):
 @pytest.mark.parametrize("name,argv,stage,inputs,outputs,values", [
     ("segment", ["--dataset", "scenes"], "segment@scenes", "data/prepared/scenes", "data/masks/scenes",
      ["  segment:", "    backend: felzenszwalb"]),
-    ("evaluate", ["--task", "vqa"], "evaluate@vqa", "data/finetune/vqa, data/features, data/prepared",
+    ("evaluate", ["--task", "vqa"], "evaluate@vqa", "data/finetune/vqa, data/select/vqa.json",
      "data/evaluate/vqa, metrics/vqa.json",
      ["  evaluate:", "  model:", "  finetune.vqa.datasets: [scenes, easy_vqa]"]),
     ("prepare", [], "prepare@<dataset>", "data/inputs/<dataset>.json", "data/prepared/<dataset>",
