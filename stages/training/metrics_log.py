@@ -6,8 +6,10 @@
 - plots/losses.tsv: step (optimizer steps done), epoch (fractional, completed epochs), lr/<group>
   for each trainable group (the lr used by that step), then each logged key averaged over the steps
   since the previous row; a row every `log_every` steps and at the end of each epoch
-  (`dvc plots show`). Rows are appended as training goes (the one non-atomic write); on resume
-  every row after the checkpoint's step, and a torn last line, are dropped by an atomic rewrite.
+  Rows are appended as training goes (the one non-atomic write); on resume every row after the
+  checkpoint's step, and a torn last line, are dropped by an atomic rewrite. It lives under the
+  git-ignored data/ (it must survive a kill); each stage copies it to the git-tracked plots/ at its end
+  (`shifted_log`), which `dvc plots show` / `dvc plots diff` read.
 """
 from __future__ import annotations
 
@@ -124,3 +126,16 @@ def run_metrics(state: TrainState, epochs: int, world: int, kept_epoch: int | No
         out |= {"kept_epoch": kept_epoch, "best_epoch": state.best_epoch,
                 "val_wall_time_s": round(state.val_elapsed, 3)}
     return out
+
+
+def shifted_log(path: Path, step_offset: int = 0) -> str:
+    """A training log's text (losses.tsv, val.tsv) with its `step` column moved on by `step_offset`: the
+    git-tracked copies under plots/ put phases one after another on one step axis."""
+    lines = path.read_text().rstrip("\n").split("\n")
+    col = lines[0].split("\t").index("step")
+    out = [lines[0]]
+    for line in lines[1:]:
+        cells = line.split("\t")
+        cells[col] = str(int(cells[col]) + step_offset)
+        out.append("\t".join(cells))
+    return "\n".join(out) + "\n"
