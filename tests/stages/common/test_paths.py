@@ -132,8 +132,8 @@ def test_params_lists_name_real_keys(pipeline):
 
 
 def test_plots_are_the_git_tracked_logs_one_metric_each():
-    """The figures read the stages' `plots:` outs (the git-tracked copies under plots/): every training of the
-    default run, per step and (finetuning) per val epoch; each figure one metric, with a title and axis labels."""
+    """The figures read the stages' git-tracked log copies under plots/ (`cache: false` outs): every training of
+    the default run, per step and (finetuning) per val epoch; each figure one metric, a title and axis labels."""
     dvc = yaml.safe_load((REPO / "dvc.yaml").read_text())
     p = params.read_yaml(REPO / "params.yaml")
     figures = [spec for plot in dvc["plots"] for spec in plot.values()]
