@@ -184,7 +184,7 @@ def finetune_classifier(task: str, dataset: str, variant: str, mcfg: params.Mode
     fp = digest(fingerprint, variant, extra)
     result = _fit(model, optim_groups(model.parameter_groups(), tp), plan, collate, epochs, fcfg,
                   paths.finetune_run(task, dataset, variant), fp,
-                  score and trainer.Validation(score, "acc", keep=fcfg.val.keep))
+                  None if score is None else trainer.Validation(score, "acc", keep=fcfg.val.keep))
     collate.close()
     if score is not None:
         score.close()

@@ -71,6 +71,10 @@ def test_all_tasks_end_to_end(workspace, tmp_path):
         assert itr[ranking]["t2i_r10"] == 1.0   # only 8 images to rank
     ranks = [json.loads(line) for line in (tmp_path / "data/evaluate/itr/scenes/t2i_ranks.jsonl").open()]
     assert len(ranks) == 40 and all(len(r["ranked"]) == 8 for r in ranks)
+    itr_val = _tsv(paths.finetune_plot("itr", "scenes", "model", val=True))    # retrieval validates by ITC R@1
+    assert len(itr_val) == 1 and 0 <= float(itr_val[0]["val_itc_r1"]) <= 1
+    assert float(itr_val[0]["val_itc_r1"]) == pytest.approx(
+        (float(itr_val[0]["val_itc_r1_i2t"]) + float(itr_val[0]["val_itc_r1_t2i"])) / 2)
 
     summary = report.run()
     for task in paths.TASKS:
@@ -171,6 +175,19 @@ def test_val_curve_the_kept_epoch_is_the_model_and_plots_are_copied(workspace, t
     last = load_weights(run / "checkpoint/model.pt")
     assert all(torch.equal(v, last[k]) for k, v in load_weights(run / "model.pt").items())
     assert _val_loss("ve", "scenes", "model") == pytest.approx(float(rows[-1]["val_loss"]))
+
+
+def test_a_dataset_without_a_val_split_keeps_its_last_epoch(workspace, caplog):
+    _workspace(workspace, {"finetune": {"ve": {"epochs": 1, "max_samples": 8}}})
+    table = table_path(paths.prepared("scenes"), "ve")
+    write_table(table, "ve", [r for r in read_table(table, "ve").to_pylist() if r["split"] != "val"])
+    with caplog.at_level("WARNING", logger="stages.finetune"):
+        finetune.run("ve")
+    assert "ve/scenes: no validation, the last epoch is kept (scenes: the val split of the ve table is empty" \
+        in caplog.text
+    run = paths.finetune_run("ve", "scenes", "model")
+    assert "best_epoch" not in json.loads((run / "metrics.json").read_text()) and not (run / "plots/val.tsv").exists()
+    assert sorted(p.name for p in paths.finetune_plots("ve").iterdir()) == ["scenes-blind.tsv", "scenes-model.tsv"]
 
 
 def test_a_new_dataset_never_retrains_or_deletes_the_others(workspace, tmp_path, caplog):
