@@ -10,7 +10,8 @@ move the scenes towards other domains.
 Outputs under data/backbone/: <arch>.pt (the torchvision state dict, batch norm unfolded: what
 `features.weights` loads), metrics.json (held-out attribute accuracy on the val split), and
 train/ (stages.training.trainer: model.pt with the heads, checkpoint/, metrics.json, plots/losses.tsv);
-metrics/backbone.json: its held-out accuracies, git-tracked for `dvc exp show`.
+metrics/backbone.json: its held-out accuracies, git-tracked for `dvc exp show`; plots/backbone.tsv: the
+training log, git-tracked for `dvc plots diff`.
 """
 from __future__ import annotations
 
@@ -30,8 +31,9 @@ from stages.common.fingerprint import code_digest, digest, file_digest
 from stages.common.headline import write_headline
 from stages.common.weights import CheckpointError
 from stages.training import trainer
+from stages.training.metrics_log import shifted_log
 from storage.adapters.scene_render import COLORS, SHAPES, STUFF
-from storage.atomic import atomic_path, write_json
+from storage.atomic import atomic_path, write_bytes, write_json
 from storage.images import ImageError, load_rgb
 from storage.maskcodec import MaskCodecError, decode_png, decode_segments
 from storage.tables import read_table, table_path
@@ -237,6 +239,7 @@ def run() -> dict[str, Any]:
     write_json(paths.backbone_metrics(), report)
     write_headline(paths.headline("backbone"), {k: v for k, v in report.items()
                                                 if k == "loss" or k.endswith("_acc") and v is not None})
+    write_bytes(paths.plot_log("backbone"), shifted_log(paths.backbone_train_dir() / trainer.LOSSES).encode())
     log.info("backbone: wrote %s; held-out accuracy: %s", paths.backbone_weights(arch),
              ", ".join(f"{k} {v:.3f}" for k, v in report.items() if k.endswith("_acc") and v is not None) or "n/a")
     return report

@@ -7,7 +7,9 @@ phase 2 (`python -m stages.pretrain --phase main`): starts from the warm weights
 Outputs under data/checkpoints/<stage>/: model.pt, checkpoint/ (exact resume), metrics.json and
 plots/losses.tsv (stages.training.trainer), and eval.json: held-out ITC Recall@1, ITM accuracy, SNN firing
 rates and the energy estimate of the spiking encoder beside its ANN twin; metrics/<stage>.json: the
-headline numbers (last epoch's losses, held-out ITC R@1, ITM accuracy, spiking share) `dvc exp show` compares.
+headline numbers (last epoch's losses, held-out ITC R@1, ITM accuracy, spiking share) `dvc exp show` compares;
+plots/<stage>.tsv: the training log, git-tracked for `dvc plots diff`, on one step axis for both phases
+(main's steps continue after the warm-up's).
 """
 from __future__ import annotations
 
@@ -39,7 +41,8 @@ from stages.data.pairs import (
 )
 from stages.evaluation.metrics import recall_at_k
 from stages.training import trainer
-from storage.atomic import write_json
+from stages.training.metrics_log import shifted_log
+from storage.atomic import write_bytes, write_json
 from storage.shards import INDEX_NAME
 
 log = logging.getLogger("stages.pretrain")
@@ -172,7 +175,16 @@ def run(phase: str) -> dict[str, Any]:
                  report["itc_r1_i2t"], report["itc_r1_t2i"], report["itc_r1_chance"], report["itm_acc"])
         metrics |= report
         write_headline(paths.headline(paths.PRETRAIN_PHASES[phase]), headline_of(metrics, model.objectives))
+        offset = 0 if n_phase == 1 else warmup_steps(train, pcfg)
+        write_bytes(paths.plot_log(paths.PRETRAIN_PHASES[phase]), shifted_log(out / trainer.LOSSES, offset).encode())
     return metrics
+
+
+def warmup_steps(train: Samples, pcfg: params.PretrainParams) -> int:
+    """Optimizer steps of the warm-up phase (its plan from the same params and samples, shared out as in
+    this run's world size): where the main phase's steps continue on the plots' step axis."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    return sum(len(random_plan(train, pcfg.batch_size, pcfg.seed, e)) // world for e in range(pcfg.warmup.epochs))
 
 
 def headline_of(metrics: dict[str, Any], objectives: tuple[str, ...]) -> dict[str, float]:

@@ -364,6 +364,12 @@ class ItrTaskParams(TaskParams):
     max_samples: int | None = Field(1280, ge=2)
 
 
+class ValParams(Section):
+    """Scoring on the val split after every finetuning epoch: the validation curve, and the epoch kept."""
+    keep: Literal["best", "last"] = "best"             # model.pt: the epoch of the best val score, or the last
+    max_samples: int | None = Field(2000, ge=2)        # val samples scored (whole images, table order); null = all
+
+
 class FinetuneParams(Section):
     init: Literal["pretrained", "random"] = "pretrained"   # random: the no-pretraining control
     optim: OptimParams = OptimParams()                 # every task's, unless the task sets its own
@@ -371,6 +377,7 @@ class FinetuneParams(Section):
     ve: VeTaskParams = VeTaskParams()
     nlvr2: Nlvr2TaskParams = Nlvr2TaskParams()
     itr: ItrTaskParams = ItrTaskParams()
+    val: ValParams = ValParams()
     warmup_ratio: float = Field(0.1, ge=0.0, lt=1.0)
     grad_clip: float | None = Field(1.0, gt=0)
     seed: int = 0

@@ -6,6 +6,7 @@ from pathlib import Path
 
 DATA = Path("data")
 HEADLINES = Path("metrics")        # git-tracked: what `dvc exp show` compares (stages.common.headline)
+PLOTS = Path("plots")              # git-tracked copies of the training logs: what `dvc plots diff` compares
 WEIGHTS = "model.pt"               # a training's final weights-only state dict, inside its folder
 TASKS = ("vqa", "ve", "nlvr2", "itr")
 PRETRAIN_PHASES = {"warmup": "pretrain_warmup", "main": "pretrain"}   # --phase -> stage name
@@ -122,6 +123,20 @@ def evaluate_examples(task: str, dataset: str) -> Path:
 def task_metrics(task: str) -> Path:
     """Every figure of evaluate@<task>, per dataset (the headline numbers are `headline(task)`)."""
     return DATA / "evaluate" / task / "metrics.json"
+
+
+def plot_log(name: str) -> Path:
+    """A training stage's log as the experiments carry it: `backbone`, `pretrain_warmup`, `pretrain`."""
+    return PLOTS / f"{name}.tsv"
+
+
+def finetune_plots(task: str) -> Path:
+    return PLOTS / "finetune" / task
+
+
+def finetune_plot(task: str, dataset: str, variant: str, val: bool = False) -> Path:
+    """One finetuning's log as the experiments carry it: per step, or per epoch on the val split (`val`)."""
+    return finetune_plots(task) / f"{dataset}-{variant}{'-val' if val else ''}.tsv"
 
 
 def headline(name: str) -> Path:

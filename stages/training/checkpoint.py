@@ -2,7 +2,8 @@
 
 out_dir/checkpoint/ holds the latest full state, swapped in as a whole folder (`atomic_dir`), so a
 kill during a checkpoint write leaves the previous one intact: model.pt, optim-<group>.pt,
-sched-<group>.pt, rng.pt (all loadable with `torch.load(weights_only=True)`), and state.json
+sched-<group>.pt, rng.pt, best.pt when the run validates (the best epoch's weights so far; all loadable
+with `torch.load(weights_only=True)`), and state.json
 (fingerprint, run signature, groups, total steps, torch version, and the `TrainState`: step, epoch,
 position, metric sums, elapsed time, ...). Rank 0 writes it after a barrier; every rank reads it.
 """
@@ -31,6 +32,7 @@ from storage.atomic import TMP_PREFIX, atomic_dir, write_json
 log = logging.getLogger(__name__)
 
 CHECKPOINT = "checkpoint"
+BEST = "best.pt"
 
 
 def cpu_state(model: nn.Module) -> dict[str, Tensor]:
@@ -50,13 +52,16 @@ def _set_rng_state(rng: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(rng["torch_cuda"])
 
 
-def run_signature(cfg: TrainConfig, groups: Sequence[OptimGroup], plans: list[list[Any]], world: int) -> str:
+def run_signature(cfg: TrainConfig, groups: Sequence[OptimGroup], plans: list[list[Any]], world: int,
+                  validation: dict[str, Any] | None = None) -> str:
     """What a checkpoint must share with this run to be resumed (besides the caller's fingerprint)."""
     # what changes the result; how often to checkpoint, where to run and DDP bookkeeping do not
     cfg_part = {k: v for k, v in asdict(cfg).items()
                 if k not in ("checkpoint_every_steps", "device", "find_unused_parameters")}
     blob = {"cfg": cfg_part, "groups": [g.describe() for g in groups], "plan_lengths": [len(p) for p in plans],
             "world_size": world}
+    if validation is not None:  # only then: checkpoints of runs that do not validate keep their signature
+        blob["validation"] = validation
     return hashlib.sha256(json.dumps(blob, sort_keys=True).encode()).hexdigest()
 
 
@@ -64,13 +69,15 @@ class Checkpointer:
     """Saves and restores the model, optimizers, schedulers, RNG and `TrainState` of one run in out_dir/checkpoint.
 
     `meta` (fingerprint, signature, groups, ...) goes into every state.json; a checkpoint is resumed
-    only when its fingerprint and signature equal this run's and its weights fit the model.
+    only when its fingerprint and signature equal this run's and its weights fit the model. `best` (the
+    best validated epoch's weights, set by the trainer) goes into every checkpoint once set.
     """
 
     def __init__(self, out_dir: Path, dist: Dist, meta: dict[str, Any], model: nn.Module,
                  optimizers: dict[str, torch.optim.Optimizer], schedulers: dict[str, LambdaLR]) -> None:
         self.out_dir, self.path, self.dist, self.meta = out_dir, out_dir / CHECKPOINT, dist, meta
         self.model, self.optimizers, self.schedulers = model, optimizers, schedulers
+        self.best: dict[str, Tensor] | None = None
 
     def recover_swap(self) -> None:
         """`atomic_dir` swaps folders in two renames; a kill between them leaves only the previous
@@ -113,6 +120,7 @@ class Checkpointer:
             self.optimizers[n].load_state_dict(ck["optim"][n])
             self.schedulers[n].load_state_dict(ck["sched"][n])
         _set_rng_state(ck["rng"])
+        self.best = ck["best"]
         return TrainState(**ck["meta"]["state"])
 
     def _read(self) -> dict[str, Any]:
@@ -122,7 +130,8 @@ class Checkpointer:
         meta = json.loads((self.path / "state.json").read_text())
         return {"meta": meta, "model": load("model.pt"), "rng": load("rng.pt"),
                 "optim": {n: load(f"optim-{n}.pt") for n in meta["groups"]},
-                "sched": {n: load(f"sched-{n}.pt") for n in meta["groups"]}}
+                "sched": {n: load(f"sched-{n}.pt") for n in meta["groups"]},
+                "best": load(BEST) if (self.path / BEST).is_file() else None}
 
     def save(self, state: TrainState) -> None:
         """After a barrier, rank 0 builds the folder under a temporary name and swaps it in (the files
@@ -137,4 +146,6 @@ class Checkpointer:
             for name, sched in self.schedulers.items():
                 torch.save(sched.state_dict(), tmp / f"sched-{name}.pt")
             torch.save(_rng_state(), tmp / "rng.pt")
+            if self.best is not None:
+                torch.save(self.best, tmp / BEST)
             write_json(tmp / "state.json", {**self.meta, "state": asdict(state)})

@@ -1,12 +1,15 @@
 """What the loop logs: each step's values averaged over ranks, plots/losses.tsv as training goes, metrics.json.
 
 - metrics.json: per-key means over the last epoch, steps, epochs, samples, wall_time_s,
-  samples_per_s, world_size (`dvc metrics show`).
+  samples_per_s, world_size; a run that validates adds the kept epoch's val_* values, kept_epoch,
+  best_epoch and val_wall_time_s (`validation.py`).
 - plots/losses.tsv: step (optimizer steps done), epoch (fractional, completed epochs), lr/<group>
   for each trainable group (the lr used by that step), then each logged key averaged over the steps
   since the previous row; a row every `log_every` steps and at the end of each epoch
-  (`dvc plots show`). Rows are appended as training goes (the one non-atomic write); on resume
-  every row after the checkpoint's step, and a torn last line, are dropped by an atomic rewrite.
+  Rows are appended as training goes (the one non-atomic write); on resume every row after the
+  checkpoint's step, and a torn last line, are dropped by an atomic rewrite. It lives under the
+  git-ignored data/ (it must survive a kill); each stage copies it to the git-tracked plots/ at its end
+  (`shifted_log`), which `dvc plots show` / `dvc plots diff` read.
 """
 from __future__ import annotations
 
@@ -26,14 +29,15 @@ log = logging.getLogger(__name__)
 
 METRICS = "metrics.json"
 LOSSES = Path("plots") / "losses.tsv"
-RESERVED = ("steps", "epochs", "samples", "wall_time_s", "samples_per_s", "world_size")
+RESERVED = ("steps", "epochs", "samples", "wall_time_s", "samples_per_s", "world_size", "kept_epoch", "best_epoch",
+            "grad_norm")
 
 
 def check_output(out: Any) -> None:
     """The model's output: a dict with a 'loss', no key that the trainer's own metrics use."""
     if not isinstance(out, dict) or "loss" not in out:
         raise TrainError(f"model.forward(batch) must return a dict with a 'loss' entry, got {type(out).__name__}")
-    bad = [k for k in out if not isinstance(k, str) or k in RESERVED or k == "grad_norm" or k.startswith("__")]
+    bad = [k for k in out if not isinstance(k, str) or k in RESERVED or k.startswith(("__", "val_"))]
     if bad:
         raise TrainError(f"model output keys {bad} are reserved for the trainer's own metrics")
 
@@ -110,9 +114,28 @@ def trim_losses(path: Path, step: int) -> None:
         tmp.write_text("\n".join(keep) + "\n")
 
 
-def run_metrics(state: TrainState, epochs: int, world: int) -> dict[str, Any]:
-    """metrics.json: the last epoch's means and the run's totals."""
-    return {**state.last_epoch, "steps": state.step, "epochs": epochs, "samples": state.samples,
-            "wall_time_s": round(state.elapsed, 3),
-            "samples_per_s": round(state.samples / state.elapsed, 3) if state.elapsed > 0 else None,
-            "world_size": world}
+def run_metrics(state: TrainState, epochs: int, world: int, kept_epoch: int | None = None) -> dict[str, Any]:
+    """metrics.json: the last epoch's means and the run's totals; with validation, the kept epoch's values."""
+    out = {**state.last_epoch, "steps": state.step, "epochs": epochs, "samples": state.samples,
+           "wall_time_s": round(state.elapsed, 3),
+           "samples_per_s": round(state.samples / state.elapsed, 3) if state.elapsed > 0 else None,
+           "world_size": world}
+    if kept_epoch is not None:
+        kept = state.val_history[kept_epoch - 1]
+        out |= {k: v for k, v in kept.items() if k.startswith("val_")}
+        out |= {"kept_epoch": kept_epoch, "best_epoch": state.best_epoch,
+                "val_wall_time_s": round(state.val_elapsed, 3)}
+    return out
+
+
+def shifted_log(path: Path, step_offset: int = 0) -> str:
+    """A training log's text (losses.tsv, val.tsv) with its `step` column moved on by `step_offset`: the
+    git-tracked copies under plots/ put phases one after another on one step axis."""
+    lines = path.read_text().rstrip("\n").split("\n")
+    col = lines[0].split("\t").index("step")
+    out = [lines[0]]
+    for line in lines[1:]:
+        cells = line.split("\t")
+        cells[col] = str(int(cells[col]) + step_offset)
+        out.append("\t".join(cells))
+    return "\n".join(out) + "\n"

@@ -31,6 +31,9 @@ class TrainState:
     epoch_elapsed: float = 0.0
     last_epoch: dict[str, float] = field(default_factory=dict)         # means of the last finished epoch
     columns: list[str] | None = None                                   # losses.tsv header
+    val_history: list[dict[str, float]] = field(default_factory=list)  # per validated epoch: epoch, step, val_*
+    best_epoch: int | None = None                                      # 1-based epoch of the best validation
+    val_elapsed: float = 0.0                                           # seconds spent validating
 
     def record(self, position: int, samples: int, values: dict[str, float]) -> None:
         """One optimizer step done: the next spec is `position`; `samples` and `values` over all ranks."""

@@ -20,19 +20,23 @@ sha256(seed, epoch, step, rank) (`step_seed`), and only then is the batch collat
 run. Everything random in a step (dropout, masking done in collate, negative sampling) depends only
 on where the step is in the schedule, never on what ran before in the process. Together with the
 checkpointed weights, optimizer and scheduler states, position in the epoch, and running metric
-sums, a run killed at any point and resumed ends with bit-identical weights, metrics and
-`plots/losses.tsv` to one never interrupted (on CPU; CUDA kernels need not be deterministic).
+sums (and the best epoch's weights), a run killed at any point and resumed ends with bit-identical
+weights, metrics, `plots/losses.tsv` and `plots/val.tsv` to one never interrupted (on CPU; CUDA kernels
+need not be deterministic).
 
 Files under out_dir (written by rank 0 only)
 - model.pt: final weights-only state dict (CPU tensors; `load_weights`).
 - checkpoint/: the latest full state (`checkpoint.py`), written at the end of every epoch and, if
   `checkpoint_every_steps` is set, every that many steps.
 - metrics.json and plots/losses.tsv (`metrics_log.py`).
+- plots/val.tsv when the caller passes a `Validation`: the model scored after every epoch; model.pt then
+  holds the best epoch's weights (or the last's), and checkpoint/best.pt carries them across a kill
+  (`validation.py`).
 
 Resume: if out_dir/checkpoint exists and both its fingerprint (the caller's string, e.g. a hash of
 params and inputs) and the run signature (config, groups, plan lengths, world size) match, training
 continues from it; otherwise the old outputs are removed and training starts fresh, with the reason
-in the log. A finished run that is rerun only rewrites model.pt and metrics.json.
+in the log. A finished run that is rerun only rewrites model.pt and metrics.json (and plots/val.tsv).
 
 Distributed: under torchrun (env WORLD_SIZE > 1) the process group is initialised (gloo on CPU, nccl
 on CUDA) unless the caller already did, the model is wrapped in DistributedDataParallel, and rank r
@@ -71,6 +75,7 @@ from stages.training.groups import OptimGroup, check_groups, make_optimizer, set
 from stages.training.metrics_log import LOSSES, METRICS, LossesTsv, check_output, run_metrics, step_values, trim_losses
 from stages.training.schedule import lr_factor, make_schedulers
 from stages.training.state import TrainState, means
+from stages.training.validation import VAL, Validation, snapshot, validate, write_val_tsv
 from storage.atomic import atomic_path, clean_temporaries, write_json
 
 log = logging.getLogger(__name__)
@@ -131,6 +136,7 @@ class _Run:
     collate: Callable[[Any], Any]
     autocast: contextlib.AbstractContextManager[Any]
     progress: bool
+    validation: Validation | None
 
 
 @dataclass
@@ -194,6 +200,13 @@ def _train_epoch(run: _Run, state: TrainState, epoch: int, clock: _Clock) -> Non
         log.info("epoch %d/%d: %s (%d steps, %.1f s, %.1f samples/s)", epoch + 1, cfg.epochs,
                  " ".join(f"{k} {v:.4f}" for k, v in sorted(state.last_epoch.items())), len(specs), secs,
                  state.epoch_samples / secs if secs > 0 else float("nan"))
+    if run.validation is not None:
+        before = state.val_elapsed
+        if validate(run.validation, run.model, run.dist, state, epoch):
+            run.checkpoints.best = snapshot(run.model)
+        if run.dist.main:
+            write_val_tsv(run.checkpoints.out_dir / VAL, state.val_history)
+        clock.start += state.val_elapsed - before   # training time leaves validation out
     state.next_epoch(epoch + 1)
     run.checkpoints.save(state)
 
@@ -210,7 +223,7 @@ def _use_cuda(device: str) -> bool:
 
 def _remove_outputs(out_dir: Path) -> None:
     shutil.rmtree(out_dir / CHECKPOINT, ignore_errors=True)
-    for name in (WEIGHTS, METRICS, LOSSES):
+    for name in (WEIGHTS, METRICS, LOSSES, VAL):
         (out_dir / name).unlink(missing_ok=True)
 
 
@@ -228,6 +241,7 @@ def _resume_or_start(ckpt: Checkpointer, cfg: TrainConfig, total: int) -> TrainS
         state = ckpt.restore()
         if d.main:
             trim_losses(out_dir / LOSSES, state.step)
+            write_val_tsv(out_dir / VAL, state.val_history)   # drops an epoch validated after the checkpoint
             log.info("resuming from %s: epoch %d/%d, batch %d, step %d of %d", ckpt.path,
                      state.epoch + 1, cfg.epochs, state.position, state.step, total)
     elif d.main:
@@ -238,8 +252,11 @@ def _resume_or_start(ckpt: Checkpointer, cfg: TrainConfig, total: int) -> TrainS
 
 
 def _finish(run: _Run, state: TrainState, out_dir: Path) -> dict[str, Any]:
-    """metrics.json and the final weights (rank 0); every rank returns the metrics."""
-    metrics = run_metrics(state, run.cfg.epochs, run.dist.world)
+    """The kept weights into the model; metrics.json and model.pt (rank 0); every rank returns the metrics."""
+    kept = run.validation.kept_epoch(state) if run.validation is not None else None
+    if kept is not None and kept == state.best_epoch and run.checkpoints.best is not None:
+        run.model.load_state_dict(run.checkpoints.best)
+    metrics = run_metrics(state, run.cfg.epochs, run.dist.world, kept)
     if run.dist.main:
         with atomic_path(out_dir / WEIGHTS) as tmp:
             torch.save(cpu_state(run.model), tmp)
@@ -253,20 +270,21 @@ def _finish(run: _Run, state: TrainState, out_dir: Path) -> dict[str, Any]:
 
 def fit(model: nn.Module, groups: Sequence[OptimGroup], plan: Callable[[int], list[Any]],
         collate: Callable[[Any], Any], cfg: TrainConfig, out_dir: str | os.PathLike, progress: bool = True,
-        *, fingerprint: str = "") -> dict[str, Any]:
-    """Train `model` for cfg.epochs (resuming from out_dir/checkpoint when it fits); return metrics.json."""
+        *, fingerprint: str = "", validation: Validation | None = None) -> dict[str, Any]:
+    """Train `model` for cfg.epochs (resuming from out_dir/checkpoint when it fits); return metrics.json.
+    With `validation`, the model is scored after every epoch and ends holding the kept epoch's weights."""
     use_cuda = _use_cuda(cfg.device)
     d = Dist.setup(use_cuda)
     try:
         return _fit(model, list(groups), plan, collate, cfg, Path(out_dir), progress, fingerprint, d,
-                    d.device(use_cuda))
+                    d.device(use_cuda), validation)
     finally:
         d.teardown()
 
 
 def _fit(model: nn.Module, groups: list[OptimGroup], plan: Callable[[int], list[Any]], collate: Callable[[Any], Any],
          cfg: TrainConfig, out_dir: Path, progress: bool, fingerprint: str, d: Dist,
-         device: torch.device) -> dict[str, Any]:
+         device: torch.device, validation: Validation | None) -> dict[str, Any]:
     check_groups(model, groups)
     set_requires_grad(groups)
     model.to(device)
@@ -278,7 +296,8 @@ def _fit(model: nn.Module, groups: list[OptimGroup], plan: Callable[[int], list[
     total = sum(len(p) for p in plans)
     optimizers = {g.name: make_optimizer(g) for g in trainable}
     schedulers = make_schedulers(optimizers, total, cfg)
-    meta = {"fingerprint": fingerprint, "signature": run_signature(cfg, groups, plans, d.world),
+    signature = run_signature(cfg, groups, plans, d.world, validation.signature() if validation else None)
+    meta = {"fingerprint": fingerprint, "signature": signature,
             "groups": list(optimizers), "total_steps": total, "torch": torch.__version__}
     ckpt = Checkpointer(out_dir, d, meta, model, optimizers, schedulers)
     state = _resume_or_start(ckpt, cfg, total)
@@ -292,12 +311,13 @@ def _fit(model: nn.Module, groups: list[OptimGroup], plan: Callable[[int], list[
         else contextlib.nullcontext()
     run = _Run(cfg=cfg, dist=d, device=device, model=model, net=net, params=[p for g in trainable for p in g.params],
                plans=plans, optimizers=optimizers, schedulers=schedulers, checkpoints=ckpt,
-               losses=LossesTsv(out_dir / LOSSES, d.main), collate=collate, autocast=autocast, progress=progress)
+               losses=LossesTsv(out_dir / LOSSES, d.main), collate=collate, autocast=autocast, progress=progress,
+               validation=validation)
     clock = _Clock(state.elapsed, time.perf_counter())
     for epoch in range(state.epoch, cfg.epochs):
         _train_epoch(run, state, epoch, clock)
     return _finish(run, state, out_dir)
 
 
-__all__ = ["CHECKPOINT", "LOSSES", "METRICS", "WEIGHTS", "CheckpointError", "OptimGroup", "TrainConfig",
-           "TrainError", "fit", "load_weights", "lr_factor", "step_seed", "to_device"]
+__all__ = ["CHECKPOINT", "LOSSES", "METRICS", "VAL", "WEIGHTS", "CheckpointError", "OptimGroup", "TrainConfig",
+           "TrainError", "Validation", "fit", "load_weights", "lr_factor", "step_seed", "to_device"]

@@ -37,7 +37,8 @@ def test_trains_and_features_load_the_weights(workspace, tmp_path, one_thread):
     assert metrics["steps"] == 2 and metrics["val_images"] == 4  # 16 images / batch 8; the tiny val split
     assert 0 <= metrics["val_shape_acc"] <= 1 and metrics["val_color_segments"] > 0
     assert 0 < metrics["val_shape_large_segments"] < metrics["val_shape_segments"] == metrics["val_color_segments"]
-    assert (tmp_path / "data/backbone/train/plots/losses.tsv").is_file()
+    log = (tmp_path / "data/backbone/train/plots/losses.tsv").read_text()
+    assert log.startswith("step\t") and (tmp_path / "plots/backbone.tsv").read_text() == log   # the git-tracked copy
 
     workspace({"features": {"weights": str(weights)}})
     features.build_backbone.cache_clear()

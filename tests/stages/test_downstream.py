@@ -1,4 +1,5 @@
 """finetune -> evaluate -> report on a tiny workspace, and their refusals of bad inputs."""
+import csv
 import json
 import shutil
 
@@ -11,7 +12,8 @@ from stages.common import params, paths
 from stages.common.cli import StageError
 from stages.common.model_factory import build_model
 from stages.data.pairs import feature_meta
-from stages.data.tasks import TaskData, image_batches
+from stages.data.tasks import TaskCollator, TaskData, image_batches, load_task
+from stages.training.trainer import load_weights
 from storage.tables import read_table, table_path, write_table
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -69,6 +71,10 @@ def test_all_tasks_end_to_end(workspace, tmp_path):
         assert itr[ranking]["t2i_r10"] == 1.0   # only 8 images to rank
     ranks = [json.loads(line) for line in (tmp_path / "data/evaluate/itr/scenes/t2i_ranks.jsonl").open()]
     assert len(ranks) == 40 and all(len(r["ranked"]) == 8 for r in ranks)
+    itr_val = _tsv(paths.finetune_plot("itr", "scenes", "model", val=True))    # retrieval validates by ITC R@1
+    assert len(itr_val) == 1 and 0 <= float(itr_val[0]["val_itc_r1"]) <= 1
+    assert float(itr_val[0]["val_itc_r1"]) == pytest.approx(
+        (float(itr_val[0]["val_itc_r1_i2t"]) + float(itr_val[0]["val_itc_r1_t2i"])) / 2)
 
     summary = report.run()
     for task in paths.TASKS:
@@ -124,6 +130,91 @@ def test_parallel_trainings_equal_serial_ones(workspace, tmp_path):
         assert parallel.keys() == weights.keys()
         assert all(torch.equal(parallel[k], weights[k]) for k in weights), (ds, variant)
     assert {ds: (root / "meta.json").read_text() for ds, root in roots.items()} == serial_meta
+
+
+def _tsv(path):
+    with open(path) as fh:
+        return list(csv.DictReader(fh, delimiter="\t"))
+
+
+def _val_loss(task, dataset, variant):
+    """The val loss of the finetuned model.pt, scored as evaluate loads it."""
+    mcfg, fcfg = params.load("model"), params.load("finetune")
+    meta = evaluate.read_meta(task, dataset, mcfg)
+    model = evaluate.load_task_model(task, dataset, variant, meta, mcfg)
+    val = load_task(task, dataset, "val")
+    collate = TaskCollator(val, meta["max_nodes"], meta["max_text_len"], None, blind=variant == "blind")
+    score = finetune.ClassifierScore(val, collate, getattr(fcfg, task).batch_size, fcfg.val.max_samples)
+    with torch.no_grad():
+        return score(model)["loss"]
+
+
+def test_val_curve_the_kept_epoch_is_the_model_and_plots_are_copied(workspace, tmp_path):
+    """Each epoch is scored on the val split (plots/val.tsv, beside losses.tsv); model.pt (what evaluate
+    reads) is the best epoch's, whose val loss it has; keep: last rewrites it from the last epoch without
+    training again. The logs' git-tracked copies land in plots/finetune/<task>/."""
+    _workspace(workspace, {"finetune": {"ve": {"epochs": 3, "max_samples": 16}}})
+    finetune.run("ve")
+    run = paths.finetune_run("ve", "scenes", "model")
+    rows = _tsv(run / "plots/val.tsv")
+    assert [int(r["epoch"]) for r in rows] == [1, 2, 3]
+    assert set(rows[0]) >= {"epoch", "step", "val_acc", "val_loss"}
+    accs = [float(r["val_acc"]) for r in rows]
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["best_epoch"] == metrics["kept_epoch"] == accs.index(max(accs)) + 1
+    assert metrics["val_acc"] == pytest.approx(max(accs))
+    best = load_weights(run / "checkpoint/best.pt")
+    assert all(torch.equal(v, best[k]) for k, v in load_weights(run / "model.pt").items())
+    assert _val_loss("ve", "scenes", "model") == pytest.approx(float(rows[metrics["kept_epoch"] - 1]["val_loss"]))
+    for variant, epochs in (("model", 3), ("blind", 1)):
+        src = paths.finetune_run("ve", "scenes", variant) / "plots"
+        assert paths.finetune_plot("ve", "scenes", variant).read_text() == (src / "losses.tsv").read_text()
+        assert len(_tsv(paths.finetune_plot("ve", "scenes", variant, val=True))) == epochs
+    assert sorted(p.name for p in paths.finetune_plots("ve").iterdir()) == \
+        ["scenes-blind-val.tsv", "scenes-blind.tsv", "scenes-model-val.tsv", "scenes-model.tsv"]
+
+    state = (run / "checkpoint/state.json").read_text()
+    _set(tmp_path, finetune={"val": {"keep": "last"}})
+    finetune.run("ve")
+    assert (run / "checkpoint/state.json").read_text() == state           # resumed: nothing trained again
+    last = load_weights(run / "checkpoint/model.pt")
+    assert all(torch.equal(v, last[k]) for k, v in load_weights(run / "model.pt").items())
+    assert _val_loss("ve", "scenes", "model") == pytest.approx(float(rows[-1]["val_loss"]))
+
+
+def test_a_dataset_without_a_val_split_keeps_its_last_epoch(workspace, caplog):
+    _workspace(workspace, {"finetune": {"ve": {"epochs": 1, "max_samples": 8}}})
+    table = table_path(paths.prepared("scenes"), "ve")
+    write_table(table, "ve", [r for r in read_table(table, "ve").to_pylist() if r["split"] != "val"])
+    with caplog.at_level("WARNING", logger="stages.finetune"):
+        finetune.run("ve")
+    assert "ve/scenes: no validation, the last epoch is kept (scenes: the val split of the ve table is empty" \
+        in caplog.text
+    run = paths.finetune_run("ve", "scenes", "model")
+    assert "best_epoch" not in json.loads((run / "metrics.json").read_text()) and not (run / "plots/val.tsv").exists()
+    assert sorted(p.name for p in paths.finetune_plots("ve").iterdir()) == ["scenes-blind.tsv", "scenes-model.tsv"]
+
+
+def test_a_new_dataset_never_retrains_or_deletes_the_others(workspace, tmp_path, caplog):
+    """Adding a dataset to a task's list resumes the others' finished runs (the list is not in their
+    fingerprint); dropping one leaves its results in place."""
+    _workspace(workspace, {"finetune": {"vqa": {"max_samples": 16}}})
+    finetune.run("vqa")
+    scenes = paths.finetune_dir("vqa", "scenes")
+    done = {v: (scenes / v / "checkpoint/state.json").read_text() for v in ("model", "blind")}
+    _custom_copy_of_scenes(tmp_path)                  # finetune.vqa.datasets: [scenes, custom]
+    assert set(finetune.run("vqa")) == {"scenes", "custom"}
+    assert {v: (scenes / v / "checkpoint/state.json").read_text() for v in ("model", "blind")} == done
+    cfg = yaml.safe_load((tmp_path / "params.yaml").read_text())
+    cfg["finetune"]["vqa"]["datasets"] = ["custom"]
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(cfg))
+    with caplog.at_level("INFO", logger="stages.finetune"):
+        assert set(finetune.run("vqa")) == {"custom"}
+    assert "vqa: scenes not in finetune.vqa.datasets: left in data/finetune/vqa as they are" in caplog.text
+    assert {v: (scenes / v / "checkpoint/state.json").read_text() for v in ("model", "blind")} == done
+    assert (scenes / "meta.json").is_file() and (scenes / "model/model.pt").is_file()
+    assert sorted(p.name for p in paths.finetune_plots("vqa").iterdir()) == \
+        ["custom-blind-val.tsv", "custom-blind.tsv", "custom-model-val.tsv", "custom-model.tsv"]
 
 
 def test_processes_are_counted_in_model_trainings(workspace, tmp_path, caplog):

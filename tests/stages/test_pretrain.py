@@ -1,4 +1,5 @@
 """pretrain_warmup -> reorder -> pretrain on a tiny workspace: phases, SNN freezing, outputs, resume."""
+import csv
 import json
 import logging
 import os
@@ -38,6 +39,11 @@ def _step(state_json) -> int:
         return 0
 
 
+def _steps(path) -> list[int]:
+    with open(path) as fh:
+        return [int(r["step"]) for r in csv.DictReader(fh, delimiter="\t")]
+
+
 def _snn(state: dict) -> dict:
     """SNN parameters (weights, tdBN affine), not buffers such as running statistics."""
     return {k: v for k, v in state.items()
@@ -68,6 +74,12 @@ def test_two_phases(workspace, tmp_path):
     assert {"stl", "itc", "itm", "mlm", "energy/snn_pj", "energy/ann_pj"} <= set(main)
     w2 = load_weights(tmp_path / "data/checkpoints/pretrain/model.pt")
     assert any(not torch.equal(w2[k], w1[k]) for k in _snn(w1))  # phase 2 trains the SNN
+
+    # the git-tracked copies of the logs: one step axis, main's steps after the warm-up's
+    assert _steps(tmp_path / "plots/pretrain_warmup.tsv") == _steps(out1 / "plots/losses.tsv")
+    assert _steps(out1 / "plots/losses.tsv")[-1] == warm["steps"]
+    main_steps = _steps(tmp_path / "data/checkpoints/pretrain/plots/losses.tsv")
+    assert _steps(tmp_path / "plots/pretrain.tsv") == [s + warm["steps"] for s in main_steps]
 
 
 def test_phase2_needs_warmup(workspace):

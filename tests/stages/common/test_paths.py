@@ -56,18 +56,21 @@ def _io(stage: str, p: dict) -> tuple[list[Path], list[Path]]:
         return [paths.selection(item)], [paths.dataset_digest(d) for d in sorted({r.name for r in _reads(item, p)})]
     if name == "backbone":
         return ([paths.backbone_weights(p["features"]["backbone"]), *_run(paths.backbone_train_dir()),
-                 paths.backbone_metrics(), paths.headline(name)], [paths.prepared(p["backbone"]["dataset"])])
+                 paths.backbone_metrics(), paths.headline(name), paths.plot_log(name)],
+                [paths.prepared(p["backbone"]["dataset"])])
     phase = {v: k for k, v in paths.PRETRAIN_PHASES.items()}.get(name)
     if phase is not None:
         reads = [paths.selection("pretrain")]
         if phase == "main":
             reads += [paths.pretrained_weights("warmup"), paths.reorder_batches()]
-        return _run(paths.pretrain_dir(phase)) + [paths.pretrain_eval(phase), paths.headline(name)], reads
+        return _run(paths.pretrain_dir(phase)) + [paths.pretrain_eval(phase), paths.headline(name),
+                                                 paths.plot_log(name)], reads
     if name == "reorder":
         return ([paths.reorder_batches(), paths.reorder_metrics(), paths.headline(name)],
                 [paths.selection("pretrain"), paths.pretrained_weights("warmup")])
     if name == "finetune":
-        return [paths.finetune_dir(item)], [paths.selection(item), paths.pretrained_weights()]
+        return ([paths.finetune_dir(item), paths.finetune_plots(item)],
+                [paths.selection(item), paths.pretrained_weights()])
     if name == "evaluate":
         outs = [paths.evaluate_dir(item, "any").parent, paths.headline(item)]
         return outs, [paths.selection(item)] + [paths.finetune_dir(item, d) for d in tasks[item]]
@@ -156,14 +159,19 @@ def test_params_lists_name_real_keys(pipeline):
     assert "finetune.optim" in pipeline["finetune@vqa"]["params"]
 
 
-def test_plots_are_the_registry_loss_curves():
+def test_plots_are_the_git_tracked_logs_one_metric_each():
+    """The figures read the stages' git-tracked log copies under plots/ (`cache: false` outs): every training of
+    the default run, per step and (finetuning) per val epoch; each figure one metric, a title and axis labels."""
     dvc = yaml.safe_load((REPO / "dvc.yaml").read_text())
     p = params.read_yaml(REPO / "params.yaml")
-    listed = {Path(f) for plot in dvc["plots"] for spec in plot.values() for f in spec["y"]}
-    runs = [paths.pretrain_dir(ph) for ph in paths.PRETRAIN_PHASES]
-    runs += [paths.finetune_run(t, d, v) for t in paths.TASKS for d in p["finetune"][t]["datasets"]
-             for v in (paths.VARIANTS[:1] if t == "itr" else paths.VARIANTS)]
-    assert listed == {r / trainer.LOSSES for r in runs}
+    figures = [spec for plot in dvc["plots"] for spec in plot.values()]
+    listed = {Path(f) for spec in figures for f in spec["y"]}
+    runs = [(t, d, v) for t in paths.TASKS for d in p["finetune"][t]["datasets"]
+            for v in (paths.VARIANTS[:1] if t == "itr" else paths.VARIANTS)]
+    want = {paths.plot_log(name) for name in ("backbone", *paths.PRETRAIN_PHASES.values())}
+    assert listed == want | {paths.finetune_plot(t, d, v, val) for t, d, v in runs for val in (False, True)}
+    for spec in figures:
+        assert len(set(spec["y"].values())) == 1 and all(spec.get(k) for k in ("title", "x_label", "y_label")), spec
 
 
 def test_registry_names_match_the_trainer_and_the_default_weights():

@@ -1,4 +1,5 @@
-"""stages.training: training, lr schedules, exact resume after SIGKILL, fingerprints, weights-only files, DDP."""
+"""stages.training: training, lr schedules, validation and the kept epoch, exact resume after SIGKILL,
+fingerprints, weights-only files, DDP."""
 from __future__ import annotations
 
 import csv
@@ -20,6 +21,7 @@ from stages.training.trainer import (
     OptimGroup,
     TrainConfig,
     TrainError,
+    Validation,
     fit,
     load_weights,
     lr_factor,
@@ -32,8 +34,8 @@ SCRIPT = Path(toy.__file__)
 EPOCHS = 4
 
 
-def _rows(out: Path) -> list[dict[str, str]]:
-    with open(out / "plots/losses.tsv") as fh:
+def _rows(out: Path, name: str = "losses") -> list[dict[str, str]]:
+    with open(out / f"plots/{name}.tsv") as fh:
         return list(csv.DictReader(fh, delimiter="\t"))
 
 
@@ -166,6 +168,58 @@ def test_checkpoint_recovered_from_interrupted_swap(trained, tmp_path, caplog):
     assert sorted(p.name for p in out.iterdir()) == ["checkpoint", "metrics.json", "model.pt", "plots"]
 
 
+def test_validation_keeps_the_best_epoch_and_keep_last_needs_no_retraining(tmp_path, caplog):
+    """Scores after every epoch (a scripted curve peaking at epoch 2): val.tsv, metrics.json and model.pt
+    follow the best epoch; rerun with keep="last", the finished run writes the last epoch's weights
+    without training again."""
+    out, seen = tmp_path / "run", []
+    curve = [0.2, 0.6, 0.4, 0.6]             # a tie keeps the earlier epoch
+
+    def score(model):
+        assert not model.training and not torch.is_grad_enabled()
+        seen.append({k: v.clone() for k, v in model.state_dict().items()})
+        return {"acc": curve[len(seen) - 1], "loss": 1.0 - curve[len(seen) - 1]}
+
+    model, groups, plan, collate = toy.build()
+    metrics = fit(model, groups, plan, collate, toy.config(epochs=EPOCHS), out, progress=False, fingerprint="v",
+                  validation=Validation(score, "acc"))
+    assert len(seen) == EPOCHS and not _equal_states(seen[1], seen[3])
+    assert [(int(r["epoch"]), int(r["step"]), float(r["val_acc"])) for r in _rows(out, "val")] == \
+        [(e + 1, 16 * (e + 1), a) for e, a in enumerate(curve)]
+    assert (metrics["best_epoch"], metrics["kept_epoch"], metrics["val_acc"]) == (2, 2, 0.6)
+    assert metrics["val_loss"] == pytest.approx(0.4) and metrics["steps"] == 64
+    assert _equal_states(load_weights(out / "model.pt"), seen[1]) and _equal_states(model.state_dict(), seen[1])
+    assert _equal_states(load_weights(out / CHECKPOINT / "best.pt"), seen[1])
+    assert _equal_states(load_weights(out / CHECKPOINT / "model.pt"), seen[3])   # training goes on from the last
+
+    caplog.set_level(logging.INFO, logger="stages.training.trainer")
+    model, groups, plan, collate = toy.build()
+    last = fit(model, groups, plan, collate, toy.config(epochs=EPOCHS), out, progress=False, fingerprint="v",
+               validation=Validation(score, "acc", keep="last"))
+    assert "step 64 of 64" in caplog.text and len(seen) == EPOCHS             # resumed, nothing scored again
+    assert (last["best_epoch"], last["kept_epoch"], last["val_acc"]) == (2, 4, 0.6)
+    assert _equal_states(load_weights(out / "model.pt"), seen[3])
+    assert len(_rows(out, "val")) == EPOCHS
+
+
+def test_validation_is_part_of_the_run_signature_and_its_output_is_checked(trained, tmp_path, caplog):
+    src = trained[0]
+    out = tmp_path / "run"
+    shutil.copytree(src, out)
+    caplog.set_level(logging.INFO, logger="stages.training.trainer")
+    model, groups, plan, collate = toy.build()
+    fit(model, groups, plan, collate, toy.config(epochs=1), out, progress=False, fingerprint="fp1",
+        validation=toy.validation())
+    assert "another training config" in caplog.text    # a checkpoint without validation history is not resumed
+    assert len(_rows(out, "val")) == 1
+    model, groups, plan, collate = toy.build()
+    with pytest.raises(TrainError, match="must return a dict with 'acc'"):
+        fit(model, groups, plan, collate, toy.config(epochs=1), tmp_path / "b", progress=False,
+            validation=Validation(lambda m: {"loss": 1.0}, "acc"))
+    with pytest.raises(TrainError, match="keep must be"):
+        Validation(lambda m: {}, "acc", keep="first")
+
+
 def test_bad_groups_and_outputs_are_refused(tmp_path):
     model, groups, plan, collate = toy.build()
     with pytest.raises(TrainError, match="in no group"):
@@ -220,7 +274,7 @@ def _env() -> dict[str, str]:
 
 def _start(out: Path, *args: str) -> subprocess.Popen:
     cmd = [sys.executable, str(SCRIPT), "--out", str(out), "--epochs", "3", "--checkpoint-every", "1",
-           "--log-every", "3", *args]
+           "--log-every", "3", "--validate", *args]
     return subprocess.Popen(cmd, env=_env(), cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
@@ -236,47 +290,58 @@ def _ckpt_step(out: Path) -> int:
 
 def _resume_in_process(out: Path, **cfg) -> dict:
     model, groups, plan, collate = toy.build(seed=7)
-    return fit(model, groups, plan, collate, toy.config(log_every=3, **cfg), out, progress=False, fingerprint="toy")
+    return fit(model, groups, plan, collate, toy.config(log_every=3, **cfg), out, progress=False, fingerprint="toy",
+               validation=toy.validation())
 
 
 @pytest.mark.slow
 def test_killed_and_resumed_run_is_bit_identical(tmp_path, caplog):
+    """With validation after every epoch (toy.validation: its best epoch is the first, so the kept weights
+    must come from the checkpoint's best.pt)."""
     a, b = tmp_path / "a", tmp_path / "b"
     caplog.set_level(logging.INFO, logger="stages.training.trainer")
 
-    # 1) b is killed while writing the checkpoint of step 21 (epoch 2 of 3, 16 steps each; steps 1-20
-    #    each wrote one checkpoint of 6 torch.save calls, so call 6 * 20 + 3 is the 3rd file of step
-    #    21's). The row of step 21 is already in losses.tsv; the checkpoint stays at step 20.
-    leg1 = _start(b, "--kill", f"save:{6 * 20 + 3}")
+    # 1) b is killed while writing the checkpoint of step 16, the end of epoch 1 of 3 (16 steps each;
+    #    steps 1-15 each wrote one checkpoint of 6 torch.save calls, so call 6 * 15 + 3 is the 3rd file
+    #    of step 16's). Epoch 1 is validated and its row is in val.tsv, as step 16's is in losses.tsv;
+    #    the checkpoint stays at step 15.
+    leg1 = _start(b, "--kill", f"save:{6 * 15 + 3}")
     # meanwhile the uninterrupted reference (in this process, one thread like the script; checkpoints
     # only at epoch ends, which must not matter)
     _resume_in_process(a)
     _finish(leg1, -signal.SIGKILL)
-    assert _ckpt_step(b) == 20
+    assert _ckpt_step(b) == 15
     assert list(b.glob(".tmp-checkpoint.*")), "the half-written checkpoint should be left under its temp name"
-    assert int(_rows(b)[-1]["step"]) == 21
+    assert int(_rows(b)[-1]["step"]) == 16 and [r["epoch"] for r in _rows(b, "val")] == ["1"]
     assert not (b / "model.pt").exists()
 
-    # 2) resumed, then killed in the middle of step 25 (in collate: the 5th batch of this process)
+    # 2) resumed (epoch 1's validation row is dropped, then made again), killed in the middle of step 20
+    #    (in collate: the 5th batch of this process); the checkpoints from step 16 on carry best.pt
     log = _finish(_start(b, "--kill", "collate:5"), -signal.SIGKILL)
-    assert "resuming from" in log and "step 20 of 48" in log
-    assert _ckpt_step(b) == 24
+    assert "resuming from" in log and "step 15 of 48" in log
+    assert _ckpt_step(b) == 19 and (b / CHECKPOINT / "best.pt").is_file()
 
     # 3) resumed to the end
     caplog.clear()
     _resume_in_process(b, checkpoint_every_steps=1)
-    assert "resuming from" in caplog.text and "step 24 of 48" in caplog.text
+    assert "resuming from" in caplog.text and "step 19 of 48" in caplog.text
 
     assert _equal_states(load_weights(a / "model.pt"), load_weights(b / "model.pt"))
-    assert _equal_states(load_weights(a / CHECKPOINT / "model.pt"), load_weights(b / CHECKPOINT / "model.pt"))
+    for name in ("model.pt", "best.pt"):
+        assert _equal_states(load_weights(a / CHECKPOINT / name), load_weights(b / CHECKPOINT / name)), name
+    assert _equal_states(load_weights(b / "model.pt"), load_weights(b / CHECKPOINT / "best.pt"))
+    assert not _equal_states(load_weights(b / "model.pt"), load_weights(b / CHECKPOINT / "model.pt"))
     for name in ("optim-body.pt", "optim-head.pt"):
         sa, sb = (torch.load(d / CHECKPOINT / name, weights_only=True)["state"] for d in (a, b))
         assert sa.keys() == sb.keys() and all(_equal_states(sa[i], sb[i]) for i in sa)
     steps = [int(r["step"]) for r in _rows(b)]
     assert len(steps) == len(set(steps)) and steps == sorted(steps) and steps[-1] == 48
-    assert (a / "plots/losses.tsv").read_bytes() == (b / "plots/losses.tsv").read_bytes()
+    for name in ("losses", "val"):
+        assert (a / f"plots/{name}.tsv").read_bytes() == (b / f"plots/{name}.tsv").read_bytes(), name
     ma, mb = (json.loads((d / "metrics.json").read_text()) for d in (a, b))
-    assert ma["loss"] == mb["loss"] and ma["mae"] == mb["mae"] and ma["steps"] == mb["steps"] == 48
+    timing = ("wall_time_s", "samples_per_s", "val_wall_time_s")
+    assert {k: v for k, v in ma.items() if k not in timing} == {k: v for k, v in mb.items() if k not in timing}
+    assert ma["steps"] == 48 and ma["best_epoch"] == ma["kept_epoch"] == 1 and len(_rows(b, "val")) == 3
     assert not list(b.glob(".tmp-*"))
 
 
@@ -284,7 +349,8 @@ def test_killed_and_resumed_run_is_bit_identical(tmp_path, caplog):
 def test_ddp_two_cpu_ranks(tmp_path):
     out, dump = tmp_path / "out", tmp_path / "dump"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(SCRIPT),
-           "--out", str(out), "--epochs", "1", "--log-every", "2", "--checkpoint-every", "3", "--dump", str(dump)]
+           "--out", str(out), "--epochs", "1", "--log-every", "2", "--checkpoint-every", "3", "--dump", str(dump),
+           "--validate"]
     proc = subprocess.run(cmd, env=_env(), cwd=REPO, capture_output=True, text=True, timeout=180)
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
@@ -294,9 +360,10 @@ def test_ddp_two_cpu_ranks(tmp_path):
     r0, r1 = (json.loads((dump / f"rank{r}-writes.json").read_text()) for r in (0, 1))
     assert r1["writes"] == [], r1["writes"][:5]
     assert any("model.pt" in w for w in r0["writes"])
-    timing = ("wall_time_s", "samples_per_s")
+    timing = ("wall_time_s", "samples_per_s", "val_wall_time_s")
     assert {k: v for k, v in r0["metrics"].items() if k not in timing} == \
         {k: v for k, v in r1["metrics"].items() if k not in timing}
+    assert r0["metrics"]["best_epoch"] == 1 and [r["step"] for r in _rows(out, "val")] == ["8"]
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["world_size"] == 2 and metrics["steps"] == 8 and metrics["samples"] == toy.N_SAMPLES
     assert [int(r["step"]) for r in _rows(out)] == [2, 4, 6, 8]

@@ -1,6 +1,6 @@
 """A toy model for the trainer tests, importable and runnable as a script (for SIGKILL and torchrun tests).
 
-`python tests/stages/training/trainer_toy.py --out DIR [--kill collate:N | save:N] [--dump DIR] ...` trains
+`python tests/stages/training/trainer_toy.py --out DIR [--kill collate:N | save:N] [--dump DIR] [--validate]` trains
 the toy with `stages.training.trainer.fit`. --kill makes the process SIGKILL itself on the N-th collate call
 (in the middle of a step) or on the N-th torch.save call (in the middle of writing a checkpoint).
 --dump writes this rank's final weights and the list of file-system writes it made under --out
@@ -24,7 +24,7 @@ from torch import Tensor, nn
 if __name__ == "__main__":  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
 
-from stages.training.trainer import OptimGroup, TrainConfig, fit  # noqa: E402
+from stages.training.trainer import OptimGroup, TrainConfig, Validation, fit  # noqa: E402
 
 N_SAMPLES, BATCH = 256, 16  # 16 steps per epoch
 
@@ -52,11 +52,21 @@ class Toy(nn.Module):
         return {"loss": F.mse_loss(pred, batch.y), "mae": (pred - batch.y).abs().mean()}
 
 
-def build(seed: int = 0):
-    """(model, groups, plan, collate) of the toy; the same seed gives the same initial weights."""
+def _data() -> tuple[Tensor, Tensor]:
+    """The training inputs and the weights of the function the toy learns (`_target`)."""
     g = torch.Generator().manual_seed(1234)
     X = torch.randn(N_SAMPLES, 8, generator=g)
-    Y = X @ torch.randn(8, generator=g) + 0.3 * torch.sin(3 * X[:, 0])
+    return X, torch.randn(8, generator=g)
+
+
+def _target(X: Tensor, w: Tensor) -> Tensor:
+    return X @ w + 0.3 * torch.sin(3 * X[:, 0])
+
+
+def build(seed: int = 0):
+    """(model, groups, plan, collate) of the toy; the same seed gives the same initial weights."""
+    X, w = _data()
+    Y = _target(X, w)
     torch.manual_seed(seed)
     model = Toy()
     groups = [OptimGroup("body", list(model.body.parameters()), "adamw", lr=3e-3, weight_decay=1e-2),
@@ -72,6 +82,19 @@ def build(seed: int = 0):
         return Batch(X[idx] + 0.01 * torch.randn(len(spec), 8), Y[idx])  # input noise: RNG used in collate
 
     return model, groups, plan, collate
+
+
+def validation(keep: str = "best") -> Validation:
+    """MSE on 64 held-out samples whose targets are sign-reversed: the better the fit, the worse this
+    score, so the best epoch is an early one and model.pt differs from the last epoch's weights."""
+    X = torch.randn(64, 8, generator=torch.Generator().manual_seed(4321))
+    Y = -_target(X, _data()[1])
+
+    def score(model: Toy) -> dict[str, float]:
+        pred = model.head(model.body(model.embed(X))).squeeze(-1)
+        return {"mse": float(F.mse_loss(pred, Y)), "mae": float((pred - Y).abs().mean())}
+
+    return Validation(score, "mse", higher_is_better=False, keep=keep)
 
 
 def config(**kw) -> TrainConfig:
@@ -114,6 +137,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--log-every", type=int, default=1)
     ap.add_argument("--kill", default=None, help="collate:N or save:N")
     ap.add_argument("--dump", type=Path, default=None)
+    ap.add_argument("--validate", action="store_true", help="score after every epoch, keep the best")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
@@ -142,7 +166,8 @@ def main(argv: list[str] | None = None) -> None:
         sys.addaudithook(_audit(args.out, writes))
     cfg = config(epochs=args.epochs, seed=args.seed, checkpoint_every_steps=args.checkpoint_every,
                  log_every=args.log_every)
-    metrics = fit(model, groups, plan, collate, cfg, args.out, progress=False, fingerprint=args.fingerprint)
+    metrics = fit(model, groups, plan, collate, cfg, args.out, progress=False, fingerprint=args.fingerprint,
+                  validation=validation() if args.validate else None)
     if args.dump:
         args.dump.mkdir(parents=True, exist_ok=True)
         torch.save(model.state_dict(), args.dump / f"rank{rank}.pt")
