@@ -82,23 +82,30 @@ class Scorer:
         return out
 
 
-def itm_log_odds(model: GSHN, text_ids: torch.Tensor, text_mask: torch.Tensor, tokens: torch.Tensor,
-                 node_mask: torch.Tensor, cut_nodes: bool = True,
-                 embeddings: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
-    """ITM log-odds of a match (logit "match" - logit "no match") of each row's text with its visual tokens.
-    Padding that every row shares is cut first: text always, node slots unless `cut_nodes` is off (real
-    tokens come first in both)."""
+def _itm_logits(model: GSHN, text_ids: torch.Tensor, text_mask: torch.Tensor, tokens: torch.Tensor,
+                node_mask: torch.Tensor, cut_nodes: bool,
+                embeddings: tuple[torch.Tensor, torch.Tensor] | None) -> torch.Tensor:
+    """ITM logits ("no match", "match") of each row's text with its visual tokens. Padding that every row
+    shares is cut first: text always, node slots unless `cut_nodes` is off (real tokens come first in both)."""
     n = int(text_mask.sum(1).max())
     k = int(node_mask.sum(1).max()) if cut_nodes else node_mask.shape[1]
-    logits = model.itm_logits(text_ids[:, :n], text_mask[:, :n], tokens[:, :k], node_mask[:, :k], embeddings).float()
-    return logits[:, 1] - logits[:, 0]
+    return model.itm_logits(text_ids[:, :n], text_mask[:, :n], tokens[:, :k], node_mask[:, :k], embeddings).float()
 
 
 def itm_probability(model: GSHN, text_ids: torch.Tensor, text_mask: torch.Tensor, tokens: torch.Tensor,
                     node_mask: torch.Tensor, cut_nodes: bool = True,
                     embeddings: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
-    """ITM match probability (the softmax of two logits: the sigmoid of their log-odds)."""
-    return torch.sigmoid(itm_log_odds(model, text_ids, text_mask, tokens, node_mask, cut_nodes, embeddings))
+    """ITM match probability of each row (reorder's scores)."""
+    return torch.softmax(_itm_logits(model, text_ids, text_mask, tokens, node_mask, cut_nodes, embeddings), -1)[:, 1]
+
+
+def itm_log_odds(model: GSHN, text_ids: torch.Tensor, text_mask: torch.Tensor, tokens: torch.Tensor,
+                 node_mask: torch.Tensor, cut_nodes: bool = True,
+                 embeddings: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+    """ITM log-odds of a match (logit "match" - logit "no match"): retrieval's re-ranking score, which a
+    probability would saturate at 1.0 in float32."""
+    logits = _itm_logits(model, text_ids, text_mask, tokens, node_mask, cut_nodes, embeddings)
+    return logits[:, 1] - logits[:, 0]
 
 
 def recall(img: np.ndarray, txt: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:

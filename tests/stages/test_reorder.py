@@ -197,6 +197,8 @@ def test_itm_probability_cuts_shared_padding_only():
         uncut = model.itm_logits(ids[:, :9], text_mask[:, :9], tokens, node_mask).softmax(-1)[:, 1]
         noisy = itm.itm_probability(model, torch.where(text_mask.bool(), ids, 1500), text_mask,
                                     torch.where(node_mask[..., None], tokens, 9.0), node_mask)
+        log_odds = itm.itm_log_odds(model, ids, text_mask, tokens, node_mask)   # retrieval's score
+    assert torch.allclose(torch.sigmoid(log_odds), cut, atol=1e-6)
     assert torch.equal(cut, direct) and torch.equal(full, uncut)
     assert torch.allclose(cut, full, atol=1e-6) and torch.allclose(cut, noisy, atol=1e-6)
     assert cut.shape == (5,) and ((cut > 0) & (cut < 1)).all() and cut.std() > 0
