@@ -34,7 +34,7 @@ from models.text import tokenize
 from stages.common import params, paths
 from stages.common.cli import TASK, StageError, progress_enabled, run_stage, set_threads
 from stages.common.headline import write_headline
-from stages.common.model_factory import build_model
+from stages.common.model_factory import build_model, resolved_knobs
 from stages.common.weights import CheckpointError, load_into, load_weights
 from stages.data.pairs import PairCollator, Samples, load_samples
 from stages.data.tasks import TaskCollator, TaskData, image_batches, load_task
@@ -61,6 +61,12 @@ def read_meta(task: str, dataset: str, mcfg: params.ModelParams) -> dict[str, An
         raise StageError(f"{paths.finetune_dir(task, dataset)} was finetuned from model preset {meta.get('preset')!r} "
                          f"(size {meta.get('size')!r}) but params.yaml has {mcfg.preset!r} ({mcfg.size!r}); "
                          f"rerun `dvc repro finetune@{task}`")
+    knobs = resolved_knobs(mcfg)
+    differ = [f"{k}: {v!r} vs {knobs.get(k)!r}" for k, v in sorted(meta.get("knobs", knobs).items())
+              if knobs.get(k) != v]     # a meta written before knobs existed has none: nothing to compare
+    if differ:
+        raise StageError(f"{paths.finetune_dir(task, dataset)} was finetuned with other model knobs than params.yaml "
+                         f"gives ({', '.join(differ)}); rerun `dvc repro finetune@{task}`")
     return meta
 
 

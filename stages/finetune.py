@@ -36,7 +36,7 @@ from models.gshn import GSHN
 from stages.common import params, paths
 from stages.common.cli import TASK, StageError, progress_enabled, run_stage, set_threads, setup_logging
 from stages.common.fingerprint import code_digest, digest, file_digest
-from stages.common.model_factory import initial_model, optim_groups
+from stages.common.model_factory import initial_model, optim_groups, resolved_knobs
 from stages.common.params import ExecutorParams
 from stages.common.weights import CheckpointError
 from stages.data.pairs import PairCollator, Samples, feature_meta, load_samples, normalise_caption, random_plan
@@ -65,7 +65,8 @@ def outputs(task: str, dataset: str, n_answers: int | None = None) -> int:
 
 
 def meta(task: str, dataset: str, mcfg: params.ModelParams, C: int, K: int, **extra: Any) -> dict[str, Any]:
-    return {"task": task, "dataset": dataset, "preset": mcfg.preset, "size": mcfg.size, "channels": C,
+    return {"task": task, "dataset": dataset, "preset": mcfg.preset, "knobs": resolved_knobs(mcfg), "size": mcfg.size,
+            "channels": C,
             "max_nodes": K, "max_text_len": mcfg.max_text_len, **extra}
 
 

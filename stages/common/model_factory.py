@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from torch import nn
 
@@ -27,6 +27,13 @@ def text_spec(max_len: int) -> TextSpec:
 
 KNOBS = ("continuous", "discrete", "ratio", "ratio_value", "memory", "snn_input", "warmup_objectives",
          "main_objectives")
+
+
+def resolved_knobs(cfg: ModelParams) -> dict[str, Any]:
+    """The knob values the model is built with (preset + overrides), as JSON: what a finetuned model's
+    meta.json records, so that evaluation refuses weights of another variant with the same preset name."""
+    out = knobs(cfg)
+    return {k: list(v) if isinstance(v := getattr(out, k), tuple) else v for k in KNOBS}
 
 
 def knobs(cfg: ModelParams) -> Preset:
