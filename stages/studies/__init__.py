@@ -1,0 +1,1 @@
+"""The papers' ablation studies: their tables as data (tables, catalog)."""
