@@ -33,6 +33,11 @@ class Table:
     id: str                         # "gshn-table5"
     title: str                      # the paper's caption
     columns: tuple[Column, ...]
-    rows: tuple[Row, ...]           # the first row is the reference every other row is compared with
+    rows: tuple[Row, ...]
     speed: bool = False             # a speed table: wall time per epoch and peak memory per row as well
     note: str = ""
+    reference: str = ""             # the name of the row every other row is compared with; "" = the first row
+
+    def __post_init__(self) -> None:
+        if not self.reference and self.rows:
+            object.__setattr__(self, "reference", self.rows[0].name)   # frozen: the default is filled in once
