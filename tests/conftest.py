@@ -41,6 +41,25 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     items.sort(key=rank)
 
 
+# Test modules that share a session fixture: one xdist worker runs them all and builds it once
+# (tests/flows/conftest.py's `built` project and Prefect server: ~2 minutes a build on two cores).
+SHARED_SCOPES = {"tests/flows/test_ui_browser.py": "tests/flows/test_flows.py"}
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """`--dist loadscope` (the Makefile's) with SHARED_SCOPES' modules as one work unit."""
+    if config.getvalue("dist") != "loadscope":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class SharedScopes(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            scope = super()._split_scope(nodeid)
+            return SHARED_SCOPES.get(scope, scope)
+
+    return SharedScopes(config, log)
+
+
 # What a scratch project for real `dvc` / flow runs needs from the repository.
 PROJECT_CODE = ("stages", "models", "storage", "flows", "dvc.yaml", ".dvc/config", ".dvcignore", ".gitignore")
 
