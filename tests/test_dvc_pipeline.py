@@ -1,7 +1,9 @@
-"""`dvc repro` on a scratch copy of the project: the DAG runs, a param change reruns only what reads it, and two
-`dvc exp run` variants compare in `dvc exp show`, `dvc metrics diff` and `dvc plots diff`."""
+"""`dvc repro` on a scratch copy of the project: the DAG runs, a param change reruns only what reads it, two
+`dvc exp run` variants compare in `dvc exp show`, `dvc metrics diff` and `dvc plots diff`, and adding a dataset
+that no consumer lists leaves their selections byte-identical and pretraining up to date."""
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -9,7 +11,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import copy_code, tiny_params
+from stages.common import paths
+from tests.conftest import copy_code, rgb, save, tiny_params
 
 
 def _sh(cmd: list[str], cwd: Path) -> str:
@@ -21,14 +24,24 @@ def _sh(cmd: list[str], cwd: Path) -> str:
     return res.stdout + res.stderr
 
 
+@pytest.fixture(scope="module")
+def reproduced(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """A scratch project (tiny params, committed) after one `dvc repro`, and that repro's log: the slow part,
+    shared by this module's tests (each copies it before changing anything)."""
+    project = tmp_path_factory.mktemp("dvc") / "project"
+    copy_code(project)
+    (project / "params.yaml").write_text(yaml.safe_dump(tiny_params()))
+    for cmd in (["init", "-q"], ["add", "-A"], ["commit", "-qm", "init"]):
+        _sh(["git", *cmd], project)
+    return project, _sh([sys.executable, "-m", "dvc", "repro"], project)
+
+
 @pytest.fixture
-def project(tmp_path: Path) -> Path:
-    copy_code(tmp_path)
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(tiny_params()))
-    _sh(["git", "init", "-q"], tmp_path)
-    _sh(["git", "add", "-A"], tmp_path)
-    _sh(["git", "commit", "-qm", "init"], tmp_path)
-    return tmp_path
+def project(reproduced: tuple[Path, str], tmp_path: Path) -> Path:
+    """A private copy of the reproduced project (git, DVC cache, lock and data included)."""
+    dst = tmp_path / "project"
+    shutil.copytree(reproduced[0], dst, symlinks=True)
+    return dst
 
 
 def _changed_stages(project: Path) -> set[str]:
@@ -37,8 +50,8 @@ def _changed_stages(project: Path) -> set[str]:
 
 
 @pytest.mark.slow
-def test_repro_param_change_and_experiments(project):
-    log = _sh([sys.executable, "-m", "dvc", "repro"], project)
+def test_repro_param_change_and_experiments(reproduced, project):
+    log = reproduced[1]
     for stage in ("prepare@scenes", "segment@scenes", "backbone", "features@scenes"):
         assert f"Running stage '{stage}'" in log
     assert (project / "data/features/scenes/index.parquet").is_file()
@@ -109,3 +122,44 @@ def _compare_plots(project: Path) -> None:
         steps.setdefault((v["rev"], phase), []).append(int(v["step"]))
     for rev in ("lr-high", "lr-low"):                 # one step axis: main's steps after the warm-up's
         assert max(steps[rev, "warmup"]) < min(steps[rev, "main"])
+
+
+CONSUMERS = ("pretrain", "vqa", "report")           # the other tasks' selections work as vqa's
+SELECTS = [f"select@{c}" for c in CONSUMERS]
+
+
+def _custom(root: Path) -> dict:
+    """A user's folder of three captioned images and its prepare.custom section."""
+    for i in range(3):
+        save(root / "photos" / f"{i}.png", rgb(32, 32, seed=i))
+    ann = root / "ann.jsonl"
+    ann.write_text("".join(json.dumps({"image": f"{i}.png", "captions": [f"photo {i}"]}) + "\n" for i in range(3)))
+    return {"root": str(root / "photos"), "annotations": str(ann)}
+
+
+def _selections(project: Path) -> dict[str, bytes]:
+    return {c: (project / paths.selection(c)).read_bytes() for c in CONSUMERS}
+
+
+@pytest.mark.slow
+def test_adding_a_dataset_nothing_reads_leaves_pretraining_up_to_date(project, tmp_path):
+    before = _selections(project)
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    params["datasets"] = ["scenes", "custom"]
+    params["prepare"]["custom"] |= _custom(tmp_path)
+    (project / "params.yaml").write_text(yaml.safe_dump(params))
+    log = _sh([sys.executable, "-m", "dvc", "repro", *SELECTS], project)   # custom's stages and digest, then these
+    for stage in ("features@custom", "digest@custom", *SELECTS):
+        assert f"Running stage '{stage}'" in log, stage
+    assert _selections(project) == before     # custom is in no consumer's lists: the same bytes
+    assert "pretrain_warmup" not in _changed_stages(project)
+
+    params["pretrain"]["datasets"] = ["scenes", "custom"]   # now pretraining reads it
+    (project / "params.yaml").write_text(yaml.safe_dump(params))
+    log = _sh([sys.executable, "-m", "dvc", "repro", *SELECTS], project)
+    assert "Running stage 'digest@" not in log                  # no dataset changed
+    after = _selections(project)
+    assert after["pretrain"] != before["pretrain"] and after["vqa"] == before["vqa"]
+    out = _sh([sys.executable, "-m", "dvc", "status", "--json", "pretrain_warmup"], project)
+    [why] = json.loads(out[out.index("{"):])["pretrain_warmup"]      # besides params.yaml's `pretrain`
+    assert why["changed deps"][str(paths.selection("pretrain"))] == "modified"
