@@ -77,24 +77,31 @@ def _row(entry: Any, fallback_name: str, headline_dir: str) -> Row:
     return row
 
 
-def parse(doc: Any, headline_dir: str = "metrics/") -> list[Row]:
-    """Rows of every revision and experiment in `dvc exp show --json` output, in its order."""
+def parse_grouped(doc: Any, headline_dir: str = "metrics/") -> list[tuple[Row, list[Row]]]:
+    """Each revision of `dvc exp show --json` output (the workspace, commits) with its experiments' rows."""
     if not isinstance(doc, list):
         raise ExpShowError(f"expected a JSON list of revisions, got {type(doc).__name__}")
-    rows = []
+    out = []
     for entry in doc:
-        rows.append(_row(entry, "", headline_dir))
+        base = _row(entry, "", headline_dir)
         exps = entry.get("experiments")
         exps = [] if exps is None else exps
         if not isinstance(exps, list):
             raise ExpShowError(f"revision {entry['rev']}: `experiments` is not a list")
+        rows = []
         for exp in exps:
             if not isinstance(exp, dict) or not isinstance(exp.get("revs"), list):
                 raise ExpShowError(f"revision {entry['rev']}: an experiment has no `revs` list")
             rows += [_row(r, exp.get("name") or "", headline_dir) for r in exp["revs"]]
-    if not rows:
+        out.append((base, rows))
+    if not out:
         raise ExpShowError("no revisions in it (run `dvc exp run` or commit a run first)")
-    return rows
+    return out
+
+
+def parse(doc: Any, headline_dir: str = "metrics/") -> list[Row]:
+    """Rows of every revision and experiment in `dvc exp show --json` output, in its order."""
+    return [row for base, exps in parse_grouped(doc, headline_dir) for row in (base, *exps)]
 
 
 def differing_params(rows: list[Row]) -> list[str]:

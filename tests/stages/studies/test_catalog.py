@@ -26,7 +26,7 @@ PENDING_KNOBS: dict[tuple[str, str], str] = {
 # GSHN prints different numbers for its SNN model in Tables V and VII (snn_only in both).
 PAPER_DISAGREES = {"SNN"}
 ROWS = [(t.id, r) for t in TABLES for r in t.rows]
-METRICS = {f"scenes.{k}" for k in ("vqa_acc", "vqa_yes/no", "vqa_number", "vqa_other", "ve_acc", "nlvr2_acc",
+METRICS = {f"scenes.{k}" for k in ("vqa_acc", "vqa_yes_no", "vqa_number", "vqa_other", "ve_acc", "nlvr2_acc",
                                    "nlvr2_consistency", "i2t_r1", "t2i_r1", "rsum")} | {
     "seconds_per_epoch", "peak_rss_mib", "pretrain:mlm", "pretrain:mvm", "pretrain:itm"}
 
