@@ -45,8 +45,8 @@ def test_trains_and_features_load_the_weights(workspace, tmp_path, one_thread):
     segment.run("scenes")
     features.run("scenes")
     assert json.loads((tmp_path / "data/features/scenes/meta.json").read_text())["random_init"] is False
-    trained = features.build_backbone("resnet18", "layer3", str(weights), 0, "cpu")
-    random = features.build_backbone("resnet18", "layer3", None, 0, "cpu")
+    trained = features.build_backbone("resnet18", "layer3", 64, str(weights), 0, "cpu")
+    random = features.build_backbone("resnet18", "layer3", 64, None, 0, "cpu")
     image = torch.randint(0, 256, (1, 64, 64, 3), dtype=torch.uint8)
     assert not torch.allclose(trained(image), random(image))
     with ShardReader(tmp_path / "data/features/scenes") as fr:
