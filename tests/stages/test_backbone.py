@@ -53,6 +53,14 @@ def test_trains_and_features_load_the_weights(workspace, tmp_path, one_thread):
         assert np.isfinite(npy_load(fr.get(fr.ids[0])["nodes.npy"])).all()
 
 
+def test_vit_asks_for_a_weights_file(workspace):
+    """The stage trains ResNets only: for vit_b_16 it stops before reading data and says what to supply."""
+    workspace({"features": {"backbone": "vit_b_16"}})
+    with pytest.raises(StageError, match=r"features.backbone=vit_b_16 cannot be pre-trained by this stage "
+                                         r"\(ResNets only\): set features.weights to a local vit_b_16 state dict"):
+        backbone.run()
+
+
 def test_pooled_targets_on_a_constructed_mask():
     """Two segments on a 32 x 32 image (stride 16 -> 2 x 2 cells): coverage counts and targets per segment."""
     ids = np.ones((1, 32, 32), np.int16)
