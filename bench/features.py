@@ -142,8 +142,8 @@ def decode_images(size: int) -> np.ndarray:
     return np.stack([load_rgb(src / r["path"], size) for r in rows])
 
 
-def trunk(cfg: params.FeaturesParams) -> torch.nn.Module:
-    return features.build_backbone(cfg.backbone, cfg.layer, cfg.weights, cfg.seed, "cpu")
+def trunk(cfg: params.FeaturesParams, image_size: int) -> torch.nn.Module:
+    return features.build_backbone(cfg.backbone, cfg.layer, image_size, cfg.weights, cfg.seed, "cpu")
 
 
 def warm_up(net: torch.nn.Module, images: np.ndarray, batch_size: int) -> None:
@@ -163,7 +163,7 @@ def time_forward(net: torch.nn.Module, images: np.ndarray, batch_size: int) -> f
 def backbone_single(images: np.ndarray, cfg: params.FeaturesParams) -> float:
     """(a) Seconds for the forward alone in this process with os.cpu_count() torch threads."""
     torch.set_num_threads(os.cpu_count() or 1)
-    net = trunk(cfg)
+    net = trunk(cfg, images.shape[1])
     warm_up(net, images, cfg.batch_size)
     return time_forward(net, images, cfg.batch_size)
 
@@ -172,7 +172,7 @@ def _parallel_worker(images: np.ndarray, cfg_dict: dict[str, Any], barrier: Any,
     """One process of (b): warm up, wait for the others, then time its own slice."""
     cfg = params.FeaturesParams.model_validate(cfg_dict)
     torch.set_num_threads(cfg.threads)
-    net = trunk(cfg)
+    net = trunk(cfg, images.shape[1])
     warm_up(net, images, cfg.batch_size)
     barrier.wait()
     results.put(time_forward(net, images, cfg.batch_size))

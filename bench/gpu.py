@@ -299,7 +299,7 @@ def bench_features(shape: Shape, device: torch.device, steps: int) -> dict[str, 
 def bench_backbone(shape: Shape, device: torch.device, steps: int) -> dict[str, Any]:
     """The trunk `features` builds (batch norm folded), fp32 as the stage runs it, on uint8 images."""
     from stages.features import build_backbone
-    trunk = build_backbone(shape.backbone, "layer3", None, 0, device.type)
+    trunk = build_backbone(shape.backbone, "layer3", shape.image, None, 0, device.type)
     images = torch.randint(0, 256, (shape.feat_batch, shape.image, shape.image, 3), dtype=torch.uint8, device=device)
     reset_peak(device)
     with torch.inference_mode():

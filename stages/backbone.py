@@ -6,6 +6,7 @@ layers keep their seeded weights) on the ground-truth segments of `backbone.data
 every segment as `features` pools it, and linear heads classify its category (shape or stuff) and,
 for things, its colour. Augmentations (flip, zoom, stretch, colour jitter, flat backgrounds, blur)
 move the scenes towards other domains.
+ResNets only: for `vit_b_16` the stage stops and asks for a local `features.weights` file.
 
 Outputs under data/backbone/: <arch>.pt (the torchvision state dict, batch norm unfolded: what
 `features.weights` loads), metrics.json (held-out attribute accuracy on the val split), and
@@ -24,7 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from models.attribute_head import IGNORE, AttributeBatch, AttributeNet
-from models.backbone import STRIDE, BackboneError
+from models.backbone import RESNETS, STRIDE, BackboneError
 from stages.common import params, paths
 from stages.common.cli import StageError, progress_enabled, run_stage
 from stages.common.fingerprint import code_digest, digest, file_digest
@@ -190,9 +191,19 @@ def evaluate(model: AttributeNet, data: Segments, stride: int, batch_size: int) 
     return out | {f"val_{k}_segments": n for k, (_, n) in hits.items()} | {"val_images": len(data)}
 
 
+def refuse_non_resnet(arch: str) -> None:
+    """This stage trains ResNets only: for another trunk, say which weights file to supply instead."""
+    if arch not in RESNETS:
+        raise StageError(f"backbone: features.backbone={arch} cannot be pre-trained by this stage (ResNets only): "
+                         f"set features.weights to a local {arch} state dict with torchvision's keys (e.g. ImageNet "
+                         f"weights saved on a machine with internet), outside data/backbone/, and build only what "
+                         f"you need (e.g. `dvc repro features@scenes`): a bare `dvc repro` also runs this stage")
+
+
 def run() -> dict[str, Any]:
     cfg: params.BackboneParams = params.load("backbone")
     fcfg: params.FeaturesParams = params.load("features")
+    refuse_non_resnet(fcfg.backbone)
     arch, layer, stride = fcfg.backbone, fcfg.layer, STRIDE[fcfg.layer]
     root = paths.prepared(cfg.dataset)
     if not paths.ground_truth(cfg.dataset).is_dir():

@@ -1,4 +1,4 @@
-"""Stage `features`: images + masks -> mask-pooled ResNet node features, as shards under data/features/<dataset>/.
+"""Stage `features`: images + masks -> mask-pooled ResNet or ViT node features, shards under data/features/<dataset>/.
 
 Per image: `nodes.npy` (k x C fp16, k <= features.max_nodes, slots ordered by area, largest
 first), `geom.npy` (k x 7 fp32: x1, y1, x2, y2, area, fill, score) and `edges.npy`
@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from models import graph, pooling
-from models.backbone import BackboneError, ResNetTrunk
+from models.backbone import VIT, BackboneError, ResNetTrunk, ViTTrunk, build_trunk, stride_of
 from stages.common import params, paths
 from stages.common.cli import DATASET, StageError, progress_enabled, run_stage
 from stages.common.device import resolve_device
@@ -34,8 +34,10 @@ PATTERN = "nodes-%06d.tar"
 
 
 @functools.lru_cache(maxsize=1)
-def build_backbone(name: str, layer: str, weights: str | None, seed: int, device: str) -> ResNetTrunk:
-    """The frozen trunk: local weights when given, else a seeded random init (logged)."""
+def build_backbone(name: str, layer: str, image_size: int, weights: str | None, seed: int,
+                   device: str) -> ResNetTrunk | ViTTrunk:
+    """The frozen trunk for `image_size` x `image_size` images: local weights when given, else a seeded random
+    init (logged)."""
     state = None
     if weights:
         if not Path(weights).is_file():
@@ -44,10 +46,24 @@ def build_backbone(name: str, layer: str, weights: str | None, seed: int, device
         state = load_weights(weights, "dvc repro backbone")
     torch.manual_seed(seed)
     try:
-        net = ResNetTrunk(name, layer, state)
+        net = build_trunk(name, layer, image_size, state)
     except BackboneError as e:
         raise StageError(str(e)) from None
     return net.for_inference().to(device)
+
+
+def pooled_layer(cfg: params.FeaturesParams, image_size: int) -> str | None:
+    """The ResNet stage whose map is pooled, or None for the ViT (its patch tokens: `layer` is not used);
+    refuses an image size that the trunk's stride does not divide."""
+    vit, stride = cfg.backbone == VIT, stride_of(cfg.backbone, cfg.layer)
+    if image_size % stride:
+        grid = f"{VIT} patch" if vit else cfg.layer
+        raise StageError(f"segment.image_size={image_size} is not a multiple of the {grid} stride {stride}: "
+                         f"feature cells would not line up with mask pixels")
+    if vit:
+        log.info("features.layer (%s) is not used: %s pools its last encoder block's patch tokens (stride %d)",
+                 cfg.layer, VIT, stride)
+    return None if vit else cfg.layer
 
 
 def node_layout(seg_png: bytes, seg_json: bytes, max_nodes: int) -> tuple[np.ndarray, list[dict]]:
@@ -88,7 +104,7 @@ def features_shard(job: sharded.ShardJob) -> sharded.ShardResult:
     size, box_pool = meta["image_size"], meta["pooling"] == "box"
     resize = meta.get("resize", "squash")  # masks written before segment.resize existed were squashed
     device = resolve_device(cfg.device, "features.device")
-    net = build_backbone(cfg.backbone, cfg.layer, cfg.weights, cfg.seed, device.type)
+    net = build_backbone(cfg.backbone, cfg.layer, size, cfg.weights, cfg.seed, device.type)
     feat_hw = (-(-size // net.stride),) * 2
     samples, rejects, nodes_total = [], [], 0
     with ShardReader(job.config["masks_dir"]) as masks:
@@ -135,26 +151,24 @@ def run(dataset: str) -> dict[str, Any]:
     items = [{"image_id": r["image_id"], "position": i, "path": str(src / r["path"])}
              for i, r in enumerate(images) if r["image_id"] in have]
     skipped = len(images) - len(items)  # images the segment stage rejected (listed in its rejects)
+    layer = pooled_layer(cfg, meta["image_size"])
     device = resolve_device(cfg.device, "features.device")
-    net = build_backbone(cfg.backbone, cfg.layer, cfg.weights, cfg.seed, device.type)
+    net = build_backbone(cfg.backbone, cfg.layer, meta["image_size"], cfg.weights, cfg.seed, device.type)
     if cfg.weights is None:
         log.warning("features.weights is not set: %s uses a seeded RANDOM init (seed %d), not ImageNet weights",
                     cfg.backbone, cfg.seed)
-    if meta["image_size"] % net.stride:
-        raise StageError(f"segment.image_size={meta['image_size']} is not a multiple of the {cfg.layer} stride "
-                         f"{net.stride}: feature cells would not line up with mask pixels")
     out, source = paths.features(dataset), f"features:{dataset}"
     config = {"features": cfg.model_dump(), "masks_meta": meta, "masks_dir": str(masks_dir), "source": source}
     fp = digest(cfg.model_dump(exclude=sharded.EXECUTOR_KEYS), meta,
                              file_digest(masks_dir / INDEX_NAME),
                              code_digest("stages.features"))
     jobs = sharded.plan(items, out, PATTERN, cfg.shard_size, config)
-    log.info("%s: %s/%s (%d channels) on %s over %d images in %d shards", dataset, cfg.backbone, cfg.layer,
-             net.channels, device, len(items), len(jobs))
+    log.info("%s: %s/%s (%d channels) on %s over %d images in %d shards", dataset, cfg.backbone,
+             layer or "patch tokens", net.channels, device, len(items), len(jobs))
     executor = None if device.type == "cuda" else cfg  # one GPU: shards run in this process
     rejects, stats = sharded.run(jobs, features_shard, out, fp, executor=executor, source=source,
                                  desc=f"features {dataset}", progress=progress_enabled())
-    write_json(paths.features_meta(dataset), {"backbone": cfg.backbone, "layer": cfg.layer, "channels": net.channels,
+    write_json(paths.features_meta(dataset), {"backbone": cfg.backbone, "layer": layer, "channels": net.channels,
                                    "max_nodes": cfg.max_nodes, "geom_fields": list(graph.GEOM_FIELDS),
                                    "random_init": cfg.weights is None, "image_size": meta["image_size"]})
     counts = sharded.write_counts(out, len(items), rejects, stats, not_segmented=skipped)

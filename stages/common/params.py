@@ -207,8 +207,8 @@ class EdgeParams(Section):
 
 
 class FeaturesParams(ExecutorParams):
-    backbone: Literal["resnet18", "resnet34", "resnet50", "resnet101", "resnet152"] = "resnet18"
-    layer: Literal["layer2", "layer3", "layer4"] = "layer3"
+    backbone: Literal["resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "vit_b_16"] = "resnet18"
+    layer: Literal["layer2", "layer3", "layer4"] = "layer3"   # a ResNet stage; vit_b_16 pools its patch tokens
     weights: str | None = str(paths.backbone_weights("resnet18"))   # the `backbone` stage's output; null = random init
     seed: int = 0
     max_nodes: int = Field(36, ge=1, le=1024)
@@ -219,6 +219,14 @@ class FeaturesParams(ExecutorParams):
     threads: int = Field(1, ge=1, le=64)
     device: Literal["auto", "cpu", "cuda"] = "auto"
     edges: EdgeParams = EdgeParams()
+
+    @model_validator(mode="after")
+    def _layer_is_resnet_only(self) -> FeaturesParams:
+        default = type(self).model_fields["layer"].default
+        if self.backbone == "vit_b_16" and self.layer != default:
+            raise ValueError(f"layer={self.layer} has no meaning for vit_b_16 (it pools its last encoder block's "
+                             f"patch tokens, stride 16): leave layer at {default}")
+        return self
 
 
 # ---- backbone (supervised pre-training of the features trunk) -----------------------------

@@ -45,12 +45,20 @@ def test_trains_and_features_load_the_weights(workspace, tmp_path, one_thread):
     segment.run("scenes")
     features.run("scenes")
     assert json.loads((tmp_path / "data/features/scenes/meta.json").read_text())["random_init"] is False
-    trained = features.build_backbone("resnet18", "layer3", str(weights), 0, "cpu")
-    random = features.build_backbone("resnet18", "layer3", None, 0, "cpu")
+    trained = features.build_backbone("resnet18", "layer3", 64, str(weights), 0, "cpu")
+    random = features.build_backbone("resnet18", "layer3", 64, None, 0, "cpu")
     image = torch.randint(0, 256, (1, 64, 64, 3), dtype=torch.uint8)
     assert not torch.allclose(trained(image), random(image))
     with ShardReader(tmp_path / "data/features/scenes") as fr:
         assert np.isfinite(npy_load(fr.get(fr.ids[0])["nodes.npy"])).all()
+
+
+def test_vit_asks_for_a_weights_file(workspace):
+    """The stage trains ResNets only: for vit_b_16 it stops before reading data and says what to supply."""
+    workspace({"features": {"backbone": "vit_b_16"}})
+    with pytest.raises(StageError, match=r"features.backbone=vit_b_16 cannot be pre-trained by this stage "
+                                         r"\(ResNets only\): set features.weights to a local vit_b_16 state dict"):
+        backbone.run()
 
 
 def test_pooled_targets_on_a_constructed_mask():

@@ -1,6 +1,7 @@
 """segment and features stages on tiny scenes: outputs, every backend, rejects, determinism."""
 import functools
 import json
+import logging
 from pathlib import Path
 from typing import get_args
 
@@ -153,16 +154,18 @@ def test_missing_backbone_weights_file(workspace):
         features.run("scenes")
 
 
-def test_image_size_must_match_stride(workspace):
-    workspace({"segment": {"image_size": 72}, "features": {"layer": "layer4"}})
+@pytest.mark.parametrize("trunk, stride", [({"layer": "layer4"}, "layer4 stride 32"),
+                                           ({"backbone": "vit_b_16"}, "vit_b_16 patch stride 16")])
+def test_image_size_must_match_stride(workspace, trunk, stride):
+    workspace({"segment": {"image_size": 72}, "features": trunk})
     prepare.run("scenes")
     segment.run("scenes")
-    with pytest.raises(StageError, match="not a multiple of the layer4 stride 32"):
+    with pytest.raises(StageError, match=f"not a multiple of the {stride}"):
         features.run("scenes")
 
 
 # ---- segment.resize on non-square images -----------------------------------------------
-def _wide_custom(workspace, tmp_path, segment_params):
+def _wide_custom(workspace, tmp_path, segment_params, features_params=None):
     """custom: three 96 x 48 images of 12-pixel colour blocks, prepared, with `segment_params`."""
     root = tmp_path / "imgs"
     root.mkdir()
@@ -172,16 +175,16 @@ def _wide_custom(workspace, tmp_path, segment_params):
     ann = tmp_path / "ann.jsonl"
     ann.write_text("".join(json.dumps({"image": f"{i}.png", "captions": ["blocks"]}) + "\n" for i in range(3)))
     workspace({"datasets": ["custom"], "prepare": {"custom": {"root": str(root), "annotations": str(ann)}},
-               "segment": segment_params})
+               "segment": segment_params, "features": features_params or {}})
     prepare.run("custom")
     return root
 
 
-def _pooled(path, resize, ids_png, segs_json):
+def _pooled(path, resize, ids_png, segs_json, backbone="resnet18"):
     """Node features recomputed from the image squared by `resize` and the stored masks."""
     image = load_rgb(path, 64, resize)
     slots, records = features.node_layout(ids_png, segs_json, 12)
-    net = features.build_backbone("resnet18", "layer3", None, 0, "cpu")
+    net = features.build_backbone(backbone, "layer3", 64, None, 0, "cpu")
     cov = pooling.mask_coverage(slots, len(records), (4, 4))
     with torch.inference_mode():
         fmap = net(torch.tensor(image[None]))
@@ -201,6 +204,21 @@ def test_masks_and_features_share_the_transform(workspace, tmp_path, resize, one
     other = _pooled(root / "0.png", "pad" if resize == "squash" else "squash", m["seg.png"], m["segments.json"])
     assert np.abs(nodes - same).max() < 0.01 * np.abs(same).max()
     assert np.abs(nodes - other).max() > 0.1 * np.abs(same).max()      # another transform would show
+
+
+def test_vit_patch_tokens_are_pooled_per_segment(workspace, tmp_path, caplog, one_thread):
+    """vit_b_16: one 768-d vector per kept segment, its patch tokens pooled as the ResNet map is; layer unused."""
+    root = _wide_custom(workspace, tmp_path, {}, {"backbone": "vit_b_16"})
+    with caplog.at_level(logging.INFO, logger="stages.features"):
+        segment.run("custom"), features.run("custom")
+    assert "features.layer (layer3) is not used: vit_b_16 pools its last encoder block's patch tokens" in caplog.text
+    meta = json.loads((tmp_path / "data/features/custom/meta.json").read_text())
+    assert (meta["backbone"], meta["layer"], meta["channels"], meta["random_init"]) == ("vit_b_16", None, 768, True)
+    with ShardReader(tmp_path / "data/masks/custom") as mr, ShardReader(tmp_path / "data/features/custom") as fr:
+        m, nodes = mr.get("0.png"), npy_load(fr.get("0.png")["nodes.npy"]).astype(np.float32)
+    want = _pooled(root / "0.png", "squash", m["seg.png"], m["segments.json"], "vit_b_16")
+    assert nodes.shape == want.shape == (min(len(decode_segments(m["segments.json"])), 12), 768)
+    np.testing.assert_allclose(nodes, want, rtol=0, atol=2e-3 * np.abs(want).max())   # stored as fp16
 
 
 @pytest.mark.parametrize("backend,extra", [("felzenszwalb", {}), ("grid", {"grid": {"rows": 2, "cols": 2}}),

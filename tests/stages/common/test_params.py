@@ -38,6 +38,20 @@ def test_bad_values_name_the_key(tmp_path, data, section, message):
         _load(tmp_path, data, section)
 
 
+def test_vit_takes_the_default_layer_only(tmp_path):
+    """features.layer picks a ResNet stage: with vit_b_16 it may be left out or at its default, nothing else."""
+    for given in ({}, {"layer": "layer3"}):
+        cfg = _load(tmp_path, {"features": {"backbone": "vit_b_16"} | given}, "features")
+        assert (cfg.backbone, cfg.layer) == ("vit_b_16", "layer3")
+    with pytest.raises(params.ParamsError, match=r"features: Value error, layer=layer4 has no meaning for vit_b_16 "
+                                                 r"\(it pools its last encoder block's patch tokens, stride 16\): "
+                                                 r"leave layer at layer3"):
+        _load(tmp_path, {"features": {"backbone": "vit_b_16", "layer": "layer4"}}, "features")
+    assert _load(tmp_path, {"features": {"backbone": "resnet50", "layer": "layer4"}}, "features").layer == "layer4"
+    with pytest.raises(params.ParamsError, match=r"features\.backbone: Input should be .*'vit_b_16'"):
+        _load(tmp_path, {"features": {"backbone": "vit_l_16"}}, "features")
+
+
 def test_each_stage_reads_only_its_section(tmp_path):
     # A bad value in `features` does not stop `segment`.
     cfg = _load(tmp_path, {"features": {"max_nodes": -1}, "segment": {"backend": "grid"}}, "segment")
