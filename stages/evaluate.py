@@ -392,7 +392,14 @@ def headline_of(task: str, r: dict[str, Any]) -> dict[str, float]:
            f"{task}_margin": r["margin_over_blind"]}
     if task == "nlvr2":
         out["nlvr2_consistency"] = r["consistency"]["model"]
+    if task == "vqa":       # the papers' Yes/No, Number, Other columns (GSHN Tables II and VI)
+        out |= {f"vqa_{_key(t)}": v["model"] for t, v in r["per_answer_type"].items()}
     return out
+
+
+def _key(answer_type: str) -> str:
+    """An answer type as a metric name: "yes/no" -> "yes_no"."""
+    return "".join(c if c.isalnum() else "_" for c in answer_type)
 
 
 def _log(task: str, ds: str, r: dict[str, Any]) -> None:

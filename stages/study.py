@@ -28,7 +28,7 @@ from stages.reporting.render import Block, render
 from stages.studies import runner
 from stages.studies.catalog import TABLES, table
 from stages.studies.collect import match
-from stages.studies.plan import BUDGETS, Budget, Experiment, experiments
+from stages.studies.plan import BUDGETS, Budget, Experiment, experiments, parse_override
 from stages.studies.render import table_blocks
 from stages.studies.results import table_result
 from stages.studies.tables import Table
@@ -38,6 +38,7 @@ log = logging.getLogger("stages.study")
 OUT = paths.DATA / "study"      # beside data/report, not in it: that folder is the report stage's DVC output
 TITLE = "Reproducing the papers' ablations"
 PARAMS = Path("params.yaml")
+FILE_KEYS = ("features.weights",)      # overrides naming a file the user supplies
 
 
 def list_lines(tables: list[Table]) -> list[str]:
@@ -83,6 +84,24 @@ def collect(tables: list[Table], planned: list[Experiment], budget: Budget, doc:
     return results
 
 
+def missing_files(exp: Experiment) -> list[str]:
+    """Files a row's overrides name that are not here (a user's weights; what the pipeline writes under data/
+    the experiment makes itself): such a row is not run."""
+    named = [(k, Path(str(v))) for k, v in map(parse_override, exp.overrides) if k in FILE_KEYS and v is not None]
+    return [str(p) for _, p in named if paths.DATA not in p.parents and not p.is_file()]
+
+
+def _runnable(todo: list[Experiment]) -> list[Experiment]:
+    ready = []
+    for exp in todo:
+        if need := missing_files(exp):
+            log.error("%s not run: it needs %s (supply the file, then run the study again)", exp.name,
+                      ", ".join(need))
+        else:
+            ready.append(exp)
+    return ready
+
+
 def _tables(ids: str | None) -> list[Table]:
     if not ids:
         return list(TABLES)
@@ -103,6 +122,7 @@ def run(args: argparse.Namespace) -> None:
         _, todo = match(_exp_show(None), planned)
         log.info("%d experiment(s) planned, %d already run, %d to run (budget %s: %s)", len(planned),
                  len(planned) - len(todo), len(todo), budget.name, budget.about)
+        todo = _runnable(todo)
         if todo and args.workspace:
             runner.run_in_workspace(todo, PARAMS)
         elif todo:

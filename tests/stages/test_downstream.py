@@ -53,8 +53,10 @@ def test_all_tasks_end_to_end(workspace, tmp_path):
     assert set(vqa["per_answer_type"]) <= {"yes/no", "number", "other"}
     assert vqa["margin_over_blind"] == pytest.approx(vqa["model"] - vqa["blind"])
     headline = {t: json.loads((tmp_path / f"metrics/{t}.json").read_text()) for t in paths.TASKS}
+    per_type = {f"vqa_{t.replace('/', '_')}": v["model"] for t, v in vqa["per_answer_type"].items()}
     assert headline["vqa"] == {"scenes": {"vqa_acc": vqa["model"], "vqa_blind": vqa["blind"],
-                                          "vqa_prior": vqa["prior"], "vqa_margin": vqa["margin_over_blind"]}}
+                                          "vqa_prior": vqa["prior"], "vqa_margin": vqa["margin_over_blind"],
+                                          **per_type}}
     assert set(headline["nlvr2"]["scenes"]) == {"nlvr2_acc", "nlvr2_blind", "nlvr2_prior", "nlvr2_margin",
                                                 "nlvr2_consistency"}
     assert headline["itr"]["scenes"]["rsum"] == pytest.approx(sum(v for k, v in headline["itr"]["scenes"].items()

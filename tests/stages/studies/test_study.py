@@ -155,3 +155,14 @@ def test_a_saved_document_that_is_not_exp_show_is_refused(tmp_path, monkeypatch,
     with pytest.raises(SystemExit) as e:
         study.main(["--collect", "--from", "bad.json", "--tables", "control"])
     assert e.value.code == 2 and "cannot read the experiments" in caplog.text
+
+
+def test_a_row_needing_a_users_file_is_named_not_run(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    vit = Row("ViT", ("features.backbone=vit_b_16", "features.weights=weights/vit.pth"))
+    r101 = Row("R101", ("features.backbone=resnet101", "features.weights=data/backbone/resnet101.pt"))
+    exps = experiments([Table("t13", "backbones", COLS, (vit, r101))], 1, BUDGET)
+    assert [study.missing_files(e) for e in exps] == [["weights/vit.pth"], []]   # data/: the pipeline's own
+    (tmp_path / "weights").mkdir()
+    (tmp_path / "weights/vit.pth").write_bytes(b"x")
+    assert study.missing_files(exps[0]) == []
