@@ -9,7 +9,9 @@ visual encoder on a few validation images for the spike figures:
   the vqa table marks kinds (`subset`: easy_vqa colour / shape questions, COCO-QA types); examples;
 - loss curves, one metric per panel (pretraining: warm-up and main on one step axis); segment
   overlays with the graph nodes marked; SNN firing-rate histograms and a spike raster; the energy
-  estimate (SNN vs its ANN twin); retrieval top-5.
+  estimate (SNN vs its ANN twin); retrieval top-5;
+- the papers' ablation tables as `python -m stages.study` last collected them in data/study/ (read when the
+  report runs: no DVC dependency, as the study reads git's experiment refs; `dvc repro -f -s report` after one).
 summary.txt is the table printed at the end of `make run`.
 """
 from __future__ import annotations
@@ -32,6 +34,7 @@ from stages.reporting import predictions as pred
 from stages.reporting.header import header_blocks
 from stages.reporting.nodes import graph_nodes
 from stages.reporting.render import Block, render, table_text
+from stages.studies.render import report_section
 from stages.training import trainer
 from storage.atomic import atomic_dir
 from storage.images import load_rgb
@@ -319,7 +322,7 @@ def run() -> str:
         blocks += task_blocks(task, metrics[task], images, rcfg.retrieval_examples)
     blocks += pretrain_blocks() + energy_blocks() + spike_blocks(mcfg, pcfg)
     datasets = sorted({ds for t in paths.TASKS for ds in getattr(fcfg, t).datasets})
-    blocks += overlay_blocks(datasets, rcfg.overlays, images)
+    blocks += overlay_blocks(datasets, rcfg.overlays, images) + report_section()
     with atomic_dir(paths.report_dir()) as out:
         page, md = render(blocks, out, "GSHN report")
         (out / "index.html").write_text(page)

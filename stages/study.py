@@ -29,14 +29,12 @@ from stages.studies import runner
 from stages.studies.catalog import TABLES, table
 from stages.studies.collect import match
 from stages.studies.plan import BUDGETS, Budget, Experiment, experiments, parse_override
-from stages.studies.render import table_blocks
+from stages.studies.render import OUT, TITLE, table_blocks
 from stages.studies.results import table_result
 from stages.studies.tables import Table
 from storage.atomic import write_bytes, write_json
 
 log = logging.getLogger("stages.study")
-OUT = paths.DATA / "study"      # beside data/report, not in it: that folder is the report stage's DVC output
-TITLE = "Reproducing the papers' ablations"
 PARAMS = Path("params.yaml")
 FILE_KEYS = ("features.weights",)      # overrides naming a file the user supplies
 

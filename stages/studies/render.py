@@ -1,11 +1,15 @@
 """A table's result -> report blocks (markdown, and the HTML of the study page and the report's section)."""
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 from stages.reporting.render import Block
 
 MISSING = "–"
+OUT = Path("data/study")        # beside data/report, not in it: that folder is the report stage's DVC output
+TITLE = "Reproducing the papers' ablations"
 
 
 def _num(v: float | None, digits: int = 3) -> str:
@@ -56,4 +60,17 @@ def table_blocks(res: dict[str, Any], level: str = "h2") -> list[Block]:
     failed = [f"{r['experiment']} (seed {r['seed']}): {r['error']}" for r in runs if r["error"]]
     if res["missing"] or failed:
         blocks.append(("list", [*(f"not run yet: {m}" for m in res["missing"]), *(f"failed: {f}" for f in failed)]))
+    return blocks
+
+
+def report_section(folder: Path = OUT) -> list[Block]:
+    """The report's section: every table collected in `folder`, as collected (the study is no DVC stage, so the
+    report shows the tables as they were when it ran: each says when it was collected)."""
+    blocks: list[Block] = [("h2", TITLE)]
+    results = [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))] if folder.is_dir() else []
+    if not results:
+        return [*blocks, ("p", "No study collected yet: `python -m stages.study --tables gshn-table5,control` "
+                               "(README, 'Reproducing the papers' ablations'), then `dvc repro -f -s report`.")]
+    for res in results:
+        blocks += table_blocks(res, "h3")
     return blocks

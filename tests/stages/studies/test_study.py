@@ -166,3 +166,13 @@ def test_a_row_needing_a_users_file_is_named_not_run(tmp_path, monkeypatch):
     (tmp_path / "weights").mkdir()
     (tmp_path / "weights/vit.pth").write_bytes(b"x")
     assert study.missing_files(exps[0]) == []
+
+
+def test_the_reports_section_shows_each_collected_table_or_how_to_collect_one(tmp_path):
+    from stages.studies.render import report_section
+    assert "python -m stages.study" in report_section(tmp_path / "none")[1][1]
+    doc = _doc({("gshn", 0): (0.6, 0.7), ("zero_r", 0): (0.5, 0.6)})
+    study.collect([T5], experiments([T5], 1, BUDGET), BUDGET, doc, tmp_path / "study")
+    blocks = report_section(tmp_path / "study")
+    assert blocks[0] == ("h2", "Reproducing the papers' ablations") and blocks[1] == ("h3", "t5: four states")
+    assert any(b[0] == "table" and b[1][0] == "row" and b[2][1][0] == "GAT" for b in blocks)
