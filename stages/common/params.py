@@ -315,6 +315,9 @@ class PretrainParams(Section):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     threads: int | None = Field(None, ge=1, le=256)    # CPU intra-op threads (reorder too); null = torch's default
     checkpoint_every_steps: int | None = Field(None, ge=1)
+    # phase 2's batches: the `reorder` stage's ITM-ranked groups, or (false) seeded random groups of the same
+    # sizes and count, at equal budget: the papers' "without reordering" rows (README)
+    reorder: bool = True
 
 
 class ReorderParams(Section):
