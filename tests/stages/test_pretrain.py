@@ -2,6 +2,7 @@
 import csv
 import json
 import logging
+import math
 import os
 import shutil
 import signal
@@ -72,6 +73,8 @@ def test_two_phases(workspace, tmp_path):
     reorder.run()
     main = pretrain.run("main")
     assert {"stl", "itc", "itm", "mlm", "energy/snn_pj", "energy/ann_pj"} <= set(main)
+    headline = json.loads((tmp_path / "metrics/pretrain.json").read_text())
+    assert headline["seconds_per_epoch"] > 0 and headline["peak_rss_mib"] > 0
     w2 = load_weights(tmp_path / "data/checkpoints/pretrain/model.pt")
     assert any(not torch.equal(w2[k], w1[k]) for k in _snn(w1))  # phase 2 trains the SNN
 
@@ -80,6 +83,17 @@ def test_two_phases(workspace, tmp_path):
     assert _steps(out1 / "plots/losses.tsv")[-1] == warm["steps"]
     main_steps = _steps(tmp_path / "data/checkpoints/pretrain/plots/losses.tsv")
     assert _steps(tmp_path / "plots/pretrain.tsv") == [s + warm["steps"] for s in main_steps]
+
+
+def test_headline_has_the_loops_speed_and_peak_memory(workspace, tmp_path):
+    _features(workspace)
+    warm = pretrain.run("warmup")
+    headline = json.loads((tmp_path / "metrics/pretrain_warmup.json").read_text())
+    for key in ("seconds_per_epoch", "peak_rss_mib"):
+        assert 0 < headline[key] < math.inf and headline[key] == warm[key]
+    assert headline["seconds_per_epoch"] == warm["wall_time_s"] / warm["epochs"]
+    assert "peak_cuda_mib" not in headline      # CPU run
+    assert json.loads((tmp_path / "data/checkpoints/pretrain_warmup/eval.json").read_text())["peak_rss_mib"] > 0
 
 
 def test_phase2_needs_warmup(workspace):
