@@ -119,9 +119,11 @@ def energy_report(model: GSHN, counts: list[list[Any]], n_images: int) -> dict[s
     per_batch = [snn_energy(c) for c in counts]
     keys = per_batch[0].keys()
     energy = {f"energy/{k}": float(np.mean([e[k] for e in per_batch])) for k in keys}
-    snn_ids = {id(m) for b in model.visual.spiking_branches() for m in b.snn.modules()}
+    skip = {id(m) for b in model.visual.spiking_branches() for m in b.snn.modules()}
+    if model.momentum is not None:  # the momentum encoders only fill the ITC queue in training
+        skip |= {id(m) for m in model.momentum.modules()}
     dense = sum(m.in_features * m.out_features for m in model.modules()
-                if isinstance(m, nn.Linear) and id(m) not in snn_ids)
+                if isinstance(m, nn.Linear) and id(m) not in skip)
     tokens = model.visual.cfg.K + model.text.max_len
     energy["energy/rest_of_model_pj_upper_bound"] = E_MAC * dense * tokens
     energy["images"] = n_images

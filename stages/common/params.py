@@ -268,6 +268,7 @@ class ModelParams(Section):
     snn_input: Literal["serial", "parallel"] | None = None
     warmup_objectives: list[Objective] | None = Field(None, min_length=1)
     main_objectives: list[Objective] | None = Field(None, min_length=1)
+    itc_queue: int | None = Field(None, ge=0, le=1 << 20)   # past embeddings as extra ITC negatives; 0 = none
     T: int | None = Field(None, ge=1, le=64)           # null = the size's default
     M: int | None = Field(None, ge=2, le=100_000)
     batch_as_time: bool = True

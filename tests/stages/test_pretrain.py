@@ -139,6 +139,40 @@ def test_killed_pretrain_resumes_to_identical_weights(workspace, tmp_path):
     assert all(torch.equal(w_resumed[k], w_clean[k]) for k in w_clean)
 
 
+class Killed(Exception):
+    pass
+
+
+def test_interrupted_pretrain_with_an_itc_queue_resumes_to_the_same_queue_and_weights(workspace, tmp_path,
+                                                                                       monkeypatch):
+    """In process: a run stopped after its 3rd step (mid-epoch, a checkpoint every step) and resumed ends with the
+    weights, momentum encoders and queue of an uninterrupted run; the queue (6 slots, 4 pairs a step) wraps."""
+    _features(workspace, {"model": {"preset": "ash", "itc_queue": 6, "T": 2, "M": 32},
+                          "pretrain": {"batch_size": 4, "heldout": 6, "warmup": {"epochs": 2},
+                                       "checkpoint_every_steps": 1}})
+    out = tmp_path / "data/checkpoints/pretrain_warmup"
+    real_step, calls = pretrain.trainer._train_step, []
+
+    def stop_at_4th(*args):
+        calls.append(1)
+        if len(calls) == 4:
+            raise Killed
+        return real_step(*args)
+
+    monkeypatch.setattr(pretrain.trainer, "_train_step", stop_at_4th)
+    with pytest.raises(Killed):
+        pretrain.run("warmup")
+    assert _step(out / "checkpoint/state.json") == 3
+    monkeypatch.setattr(pretrain.trainer, "_train_step", real_step)
+    pretrain.run("warmup")
+    resumed = load_weights(out / "model.pt")
+    shutil.rmtree(out)
+    pretrain.run("warmup")
+    clean = load_weights(out / "model.pt")
+    assert int(clean["itc.queue.count"]) == 6 and any(k.startswith("momentum.") for k in clean)
+    assert resumed.keys() == clean.keys() and all(torch.equal(resumed[k], clean[k]) for k in clean)
+
+
 def test_code_change_never_resumes_an_old_checkpoint(workspace, monkeypatch, caplog):
     _features(workspace)
     pretrain.run("warmup")
