@@ -261,7 +261,7 @@ def measure_training(model: nn.Module, batch: Any, samples: int, groups: list[Op
     return {"step_ms": 1e3 * step_s, "step_ms_all": [1e3 * t for t in times], "samples_per_step": samples,
             "samples_per_s": samples / step_s, "peak_mib": peak_mib(device), "flops_per_step": flops,
             "achieved_tflops": flops / step_s / 1e12, "mfu": flops / step_s / peak if peak else None,
-            "params_m": sum(p.numel() for p in model.parameters()) / 1e6}
+            "params_m": sum(p.numel() for g in groups for p in g.params) / 1e6}   # trained: no momentum encoders
 
 
 def bench_pretrain(shape: Shape, device: torch.device, precision: str, steps: int,

@@ -8,7 +8,9 @@ One class for both papers; presets (models/presets.py) only change its config. A
      from the text features) and MVM (ASH-Nets: masked nodes' dominant memory slot) on nodes
      whose features are zeroed BEFORE the visual encoder (UNITER), so neither the GAT's neighbours
      nor r carry the masked node's features; the targets come from the unmasked pass of step 1;
-  5. STUA (ASH-Nets): InfoNCE between the SNN-derived visual embedding and the text [CLS].
+  5. STUA (ASH-Nets): InfoNCE between the SNN-derived visual embedding and the text [CLS];
+  6. with an ITC queue (ASH-Nets' MoCo-style queues), the momentum encoders move towards the trained ones and
+     this batch's embeddings from them enter the queue, after the ITC loss has used it (ALBEF's order).
 Losses are summed with weight 1 and returned with ITM accuracy and SNN firing rates.
 """
 from __future__ import annotations
@@ -16,10 +18,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as nnf
 from torch import Tensor, nn
 
 from models import objectives as obj
 from models.hybrid import SpikingBranch, VisualConfig, VisualEncoder, VisualOutput
+from models.momentum import MomentumEncoders
 from models.nodes import NodeBatch
 from models.pooling import masked_mean
 from models.text import SingleStreamTransformer, TransformerConfig
@@ -44,10 +48,12 @@ class PretrainBatch:
     text_ids: Tensor     # (B, L)
     text_mask: Tensor    # (B, L)
     caption_ids: Tensor | None = None   # (B,) long: equal ids = the same caption text (never each other's negative)
+    image_ids: Tensor | None = None     # (B,) long: equal ids = the same image (the ITC queue's entries of it are none)
 
     def to(self, device: torch.device | str) -> PretrainBatch:
-        ids = None if self.caption_ids is None else self.caption_ids.to(device)
-        return PretrainBatch(self.nodes.to(device), self.text_ids.to(device), self.text_mask.to(device), ids)
+        caption_ids, image_ids = (None if t is None else t.to(device) for t in (self.caption_ids, self.image_ids))
+        return PretrainBatch(self.nodes.to(device), self.text_ids.to(device), self.text_mask.to(device), caption_ids,
+                             image_ids)
 
 
 def image_embedding(transformer: SingleStreamTransformer, tokens: Tensor, node_mask: Tensor) -> Tensor:
@@ -80,7 +86,7 @@ def spiking_share(vis: VisualOutput) -> Tensor:
 
 class GSHN(nn.Module):
     def __init__(self, visual: VisualConfig, transformer: TransformerConfig, text: TextSpec,
-                 objectives: tuple[str, ...], loss_weights: dict[str, float] | None = None) -> None:
+                 objectives: tuple[str, ...], loss_weights: dict[str, float] | None = None, itc_queue: int = 0) -> None:
         super().__init__()
         self.weights = dict(loss_weights or {})   # objective -> weight in the summed loss (default 1)
         if visual.d != transformer.d:
@@ -89,7 +95,7 @@ class GSHN(nn.Module):
         self.visual = VisualEncoder(visual)
         self.transformer = SingleStreamTransformer(transformer)
         d = transformer.d
-        self.itc = obj.ContrastiveHead(d)
+        self.itc = obj.ContrastiveHead(d, queue=itc_queue)
         self.itm = obj.ITMHead(d + self.itc.dim)
         self.mlm = obj.MLMHead(d, self.transformer.word_embeddings.weight)
         spiking = bool(self.visual.spiking_branches())
@@ -98,6 +104,18 @@ class GSHN(nn.Module):
         self.stua = obj.STUAHead(d) if spiking else None
         self.objectives: tuple[str, ...] = ()
         self.set_objectives(objectives)
+        # last: a copy of the modules as initialised (no random draw, so the online weights are as without a queue)
+        self.momentum = MomentumEncoders(self._encoders()) if itc_queue else None
+
+    def _encoders(self) -> dict[str, nn.Module]:
+        """The modules an ITC embedding passes through: what the momentum encoders follow."""
+        return {"visual": self.visual, "transformer": self.transformer, "img_proj": self.itc.img_proj,
+                "txt_proj": self.itc.txt_proj}
+
+    def sync_momentum(self) -> None:
+        """Momentum encoders = the online ones, after weights were loaded into the online ones alone (MiniLM)."""
+        if self.momentum is not None:
+            self.momentum.sync(self._encoders())
 
     def freeze_snn(self, frozen: bool) -> None:
         """Phase 1: the SNN's weights get no gradient. Its tdBN still normalises with batch
@@ -152,7 +170,7 @@ class GSHN(nn.Module):
         same = same_caption(batch.caption_ids, ids.shape[0], ids.device)
         img_cls, txt_cls = self.unimodal(V, nmask, ids, tmask)
         emb = self.itc.embed(img_cls, txt_cls)
-        itc_loss, sim = self.itc.loss(*emb, same=same)
+        itc_loss, sim = self.itc.loss(*emb, same=same, keys=(batch.image_ids, batch.caption_ids))
         if "itc" in self.objectives:
             out["itc"] = itc_loss
         if "itm" in self.objectives:
@@ -168,7 +186,19 @@ class GSHN(nn.Module):
             out["firing_rate"] = torch.tensor(sum(rates.values()) / max(len(rates), 1))
         if vis.ratio is not None:
             out["spiking_share"] = spiking_share(vis).detach()
+        if self.momentum is not None and self.training:    # last: the online pass draws as without a queue
+            self._enqueue(batch)
         return out
+
+    @torch.no_grad()
+    def _enqueue(self, batch: PretrainBatch) -> None:
+        """The momentum encoders move towards the online ones, then embed the batch into the ITC queue."""
+        self.momentum.update(self._encoders())
+        m, nmask = self.momentum, batch.nodes.node_mask
+        img = m["img_proj"](image_embedding(m["transformer"], m["visual"](batch.nodes).tokens, nmask))
+        txt = m["txt_proj"](text_embedding(m["transformer"], batch.text_ids, batch.text_mask))
+        self.itc.queue.enqueue(nnf.normalize(img, dim=-1), nnf.normalize(txt, dim=-1), batch.image_ids,
+                               batch.caption_ids)
 
     def _itm(self, ids: Tensor, tmask: Tensor, V: Tensor, nmask: Tensor, sim: Tensor,
              same: Tensor, emb: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:
@@ -218,14 +248,18 @@ class GSHN(nn.Module):
         snn = self.visual.snn_parameters()
         continuous = [] if self.visual.continuous is None else list(self.visual.continuous.parameters())
         frozen = [p.requires_grad for p in snn]
-        buffers = {k: v.clone() for k, v in self.named_buffers()}   # batch-norm statistics stay as they were
+        # batch-norm statistics, the ITC queue and the momentum encoders stay as they were
+        kept = dict(self.named_buffers())
+        if self.momentum is not None:
+            kept |= dict(self.momentum.named_parameters(prefix="momentum"))
+        saved = {k: v.detach().clone() for k, v in kept.items()}
         for p in snn:
             p.requires_grad_(True)
         self.zero_grad(set_to_none=True)
         self(batch)["loss"].backward()
         with torch.no_grad():
-            for k, v in self.named_buffers():
-                v.copy_(buffers[k])
+            for k, v in kept.items():
+                v.copy_(saved[k])
 
         def norm(params: list[nn.Parameter]) -> float:
             grads = [p.grad.norm() for p in params if p.grad is not None]
@@ -239,7 +273,9 @@ class GSHN(nn.Module):
 
     # ---- parameter groups for the trainer ----
     def parameter_groups(self) -> dict[str, list[nn.Parameter]]:
-        """`snn`: the SNN encoders (SGD; frozen in phase 1). `main`: everything else (AdamW)."""
+        """`snn`: the SNN encoders (SGD; frozen in phase 1). `main`: everything else (AdamW) but the momentum
+        encoders, which follow the others and take no gradient."""
         snn = {id(p) for p in self.visual.snn_parameters()}
+        followers = set() if self.momentum is None else {id(p) for p in self.momentum.parameters()}
         return {"snn": [p for p in self.parameters() if id(p) in snn],
-                "main": [p for p in self.parameters() if id(p) not in snn]}
+                "main": [p for p in self.parameters() if id(p) not in snn | followers]}

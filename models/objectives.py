@@ -7,6 +7,7 @@ spikes T x B x K x M (binary). Random choices take an optional torch.Generator (
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -32,17 +33,40 @@ class Temperature(nn.Module):
         return self.log_temp.exp()
 
 
-def info_nce(img: Tensor, txt: Tensor, temp: Tensor, same: Tensor | None = None) -> tuple[Tensor, Tensor]:
+@dataclass
+class QueuedNegatives:
+    """Past steps' embeddings as extra ITC negatives (MoCo / ALBEF): images for the text->image softmax, texts
+    for the image->text one, and which (row, slot) pairs are no negatives (empty slot, same image or caption)."""
+
+    img: Tensor          # (Q, D)
+    txt: Tensor          # (Q, D)
+    excluded: Tensor     # (B, Q) bool; (1, Q) when it is the same for every row
+
+
+def queue_logits(i2t: Tensor, img: Tensor, txt: Tensor, temp: Tensor,
+                 queued: QueuedNegatives) -> tuple[Tensor, Tensor]:
+    """In-batch image->text logits (B, B), masked, widened by the queue: (image->text, text->image) logits
+    (B, B + Q each); an excluded slot's logit is -inf, so it is left out of the softmax."""
+    def widen(batch: Tensor, rows: Tensor, others: Tensor) -> Tensor:
+        extra = (rows @ others.T.to(rows.dtype) / temp).masked_fill(queued.excluded, float("-inf"))
+        return torch.cat([batch, extra.to(batch.dtype)], 1)
+
+    return widen(i2t, img, queued.txt), widen(i2t.T, txt, queued.img)
+
+
+def info_nce(img: Tensor, txt: Tensor, temp: Tensor, same: Tensor | None = None,
+             queued: QueuedNegatives | None = None) -> tuple[Tensor, Tensor]:
     """Symmetric InfoNCE over normalised embeddings (B, D); pair i is the positive of row i.
     `same` (B, B) bool marks pairs with the same caption: off the diagonal they are left out of
-    the softmax (a false negative is not pushed away). Returns (loss, image->text logits (B, B)
-    = sim / temp, unmasked and detached)."""
+    the softmax (a false negative is not pushed away). `queued`: more negatives of each direction
+    (`queue_logits`). Returns (loss, in-batch image->text logits (B, B) = sim / temp, unmasked and detached)."""
     raw = img @ txt.T / temp
     i2t = raw
     if same is not None:
         i2t = raw.masked_fill(same & ~torch.eye(len(img), dtype=torch.bool, device=img.device), float("-inf"))
     target = torch.arange(len(img), device=img.device)
-    loss = (F.cross_entropy(i2t.float(), target) + F.cross_entropy(i2t.T.float(), target)) / 2
+    i2t, t2i = (i2t, i2t.T) if queued is None else queue_logits(i2t, img, txt, temp, queued)
+    loss = (F.cross_entropy(i2t.float(), target) + F.cross_entropy(t2i.float(), target)) / 2
     return loss, raw.detach()
 
 
@@ -77,16 +101,56 @@ def select_nodes(node_mask: Tensor, prob: float, generator: torch.Generator | No
 # ---------------------------------------------------------------- ITC / CL
 
 
+class EmbeddingQueue(nn.Module):
+    """The last `size` image and text ITC embeddings of past steps with the keys of their image and caption,
+    first in first out (MoCo / ALBEF). Buffers, so the state dict (checkpoints, resume) carries them; slots
+    fill from 0, so the first `count` are the filled ones."""
+
+    def __init__(self, size: int, dim: int) -> None:
+        super().__init__()
+        self.size = size
+        self.register_buffer("img", torch.zeros(size, dim))
+        self.register_buffer("txt", torch.zeros(size, dim))
+        self.register_buffer("image_key", torch.full((size,), -1, dtype=torch.long))
+        self.register_buffer("caption_key", torch.full((size,), -1, dtype=torch.long))
+        self.register_buffer("ptr", torch.zeros((), dtype=torch.long))     # the next slot written
+        self.register_buffer("count", torch.zeros((), dtype=torch.long))   # filled slots
+
+    @torch.no_grad()
+    def enqueue(self, img: Tensor, txt: Tensor, image_key: Tensor | None, caption_key: Tensor | None) -> None:
+        """Write a batch over the oldest slots; keys (B,) long, or None when unknown (-1: equal to no key)."""
+        n = min(len(img), self.size)           # a batch longer than the queue keeps its last `size` rows
+        slots = (int(self.ptr) + torch.arange(n, device=self.img.device)) % self.size
+        none = torch.full((len(img),), -1, dtype=torch.long, device=self.img.device)
+        for buf, new in ((self.img, img), (self.txt, txt), (self.image_key, none if image_key is None else image_key),
+                         (self.caption_key, none if caption_key is None else caption_key)):
+            buf[slots] = new[-n:].to(buf.dtype)
+        self.ptr.fill_((int(self.ptr) + n) % self.size)
+        self.count.fill_(min(int(self.count) + n, self.size))
+
+    def negatives(self, image_key: Tensor | None, caption_key: Tensor | None) -> QueuedNegatives:
+        """The queue as negatives for a batch with these keys: an empty slot, or one of a row's own image or
+        caption text (an earlier epoch's pair of the same image; a caption shared by several images), is none."""
+        excluded = (torch.arange(self.size, device=self.img.device) >= self.count)[None, :]
+        for key, queued in ((image_key, self.image_key), (caption_key, self.caption_key)):
+            if key is not None:
+                excluded = excluded | (key[:, None] == queued[None, :])
+        # copies: the step's enqueue overwrites the buffers before backward needs them (ALBEF clones too)
+        return QueuedNegatives(self.img.clone(), self.txt.clone(), excluded)
+
+
 class ContrastiveHead(nn.Module):
     """ITC / CL: image and text embeddings projected to `dim`, L2-normalised, symmetric InfoNCE
-    with a learnable temperature (ALBEF)."""
+    with a learnable temperature (ALBEF); with `queue` > 0, an `EmbeddingQueue` of that many past
+    embeddings adds negatives to both directions (ASH-Nets III.C.1, MoCo)."""
 
-    def __init__(self, d: int, dim: int = 256, temp: float = 0.07) -> None:
+    def __init__(self, d: int, dim: int = 256, temp: float = 0.07, queue: int = 0) -> None:
         super().__init__()
         self.dim = dim
         self.img_proj = nn.Linear(d, dim)
         self.txt_proj = nn.Linear(d, dim)
         self.temperature = Temperature(temp)
+        self.queue = EmbeddingQueue(queue, dim) if queue else None
 
     def embed_image(self, img_cls: Tensor) -> Tensor:
         return F.normalize(self.img_proj(img_cls), dim=-1)
@@ -102,9 +166,12 @@ class ContrastiveHead(nn.Module):
         """-> (loss, sim_i2t (B, B) = cosine / temperature, detached: ITM negative weights)."""
         return self.loss(*self.embed(img_cls, txt_cls), same)
 
-    def loss(self, img: Tensor, txt: Tensor, same: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        """forward's result from embeddings already computed (pretraining hands them on to ITM)."""
-        return info_nce(img, txt, self.temperature(), same)
+    def loss(self, img: Tensor, txt: Tensor, same: Tensor | None = None,
+             keys: tuple[Tensor | None, Tensor | None] = (None, None)) -> tuple[Tensor, Tensor]:
+        """forward's result from embeddings already computed (pretraining hands them on to ITM); `keys`: the
+        batch's image and caption keys, which keep the queue's entries of the same image or caption out."""
+        queued = None if self.queue is None else self.queue.negatives(*keys)
+        return info_nce(img, txt, self.temperature(), same, queued)
 
 
 # ---------------------------------------------------------------- ITM

@@ -1,11 +1,11 @@
 """Named model variants: bundles of knob values over the same modules (never copies of the model).
 
 Each knob is one setting of models/hybrid.py's VisualEncoder (branch layout, fusion ratio r, semantic
-memory, the SNN's input) or one phase's objectives (GSHN Algorithm 1: phase 1 ITM+MLM+CL with the SNN
-frozen, phase 2 + STL; ASH-Nets: phase 1 + MVM, phase 2 + STUA). params.yaml's `model.<knob>` overrides
-a preset's value, so every ablation row of both papers is a preset plus overrides (README). Sizes are
-separate (`SIZES`), so every preset runs at `tiny` (CPU), `ablation` or `paper` width. Tokens (grid /
-box / panoptic masks) are chosen upstream by `segment.backend`.
+memory, the SNN's input), the ITC queue's length, or one phase's objectives (GSHN Algorithm 1: phase 1
+ITM+MLM+CL with the SNN frozen, phase 2 + STL; ASH-Nets: phase 1 + MVM, phase 2 + STUA). params.yaml's
+`model.<knob>` overrides a preset's value, so every ablation row of both papers is a preset plus overrides
+(README). Sizes are separate (`SIZES`), so every preset runs at `tiny` (CPU), `ablation` or `paper` width.
+Tokens (grid / box / panoptic masks) are chosen upstream by `segment.backend`.
 """
 from __future__ import annotations
 
@@ -28,6 +28,7 @@ class Preset:
     snn_input: SnnInput = "serial"              # the discrete branch reads F (GSHN) or the node input (ASH eq. 5)
     warmup_objectives: tuple[str, ...] = GSHN_WARMUP
     main_objectives: tuple[str, ...] = GSHN_MAIN
+    itc_queue: int = 0                          # past momentum-encoder embeddings as extra ITC negatives; 0 = none
 
     def visual(self) -> dict[str, Any]:
         """The VisualConfig fields this bundle sets."""
@@ -37,8 +38,11 @@ class Preset:
 
 PRESETS: dict[str, Preset] = {
     "gshn": Preset(),
+    # ASH-Nets III.C.1: "image and text queues are used to increase the number of negative examples inspired by
+    # MoCo"; GSHN names no queue. The paper gives no length: 1,024 is half an epoch of the default scenes data
+    # (2,000 train images), where ALBEF's 65,536 would queue each image dozens of times (set it for COCO + VG)
     "ash": Preset(continuous="mlp", snn_input="parallel", warmup_objectives=(*GSHN_WARMUP, "mvm"),
-                  main_objectives=(*GSHN_WARMUP, "mvm", "stua")),
+                  main_objectives=(*GSHN_WARMUP, "mvm", "stua"), itc_queue=1024),
     # GSHN Table V (r): GAT r = 0, GAT+SNN r = 1, SNN (snn_only); Fig. 4: no SMU
     "zero_r": Preset(ratio="zero"),
     "fixed_r": Preset(ratio="fixed"),

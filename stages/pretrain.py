@@ -7,7 +7,8 @@ phase 2 (`python -m stages.pretrain --phase main`): starts from the warm weights
 Outputs under data/checkpoints/<stage>/: model.pt, checkpoint/ (exact resume), metrics.json and
 plots/losses.tsv (stages.training.trainer), and eval.json: held-out ITC Recall@1, ITM accuracy, SNN firing
 rates and the energy estimate of the spiking encoder beside its ANN twin; metrics/<stage>.json: the
-headline numbers (last epoch's losses, held-out ITC R@1, ITM accuracy, spiking share) `dvc exp show` compares;
+headline numbers (last epoch's losses, held-out ITC R@1, ITM accuracy, spiking share, seconds per epoch of the
+training loop, peak resident and CUDA memory) `dvc exp show` compares;
 plots/<stage>.tsv: the training log, git-tracked for `dvc plots diff`, on one step axis for both phases
 (main's steps continue after the warm-up's).
 """
@@ -25,6 +26,7 @@ from models.energy import E_MAC, snn_energy
 from models.gshn import GSHN, PretrainBatch, spiking_share
 from stages.common import params, paths
 from stages.common.cli import Option, progress_enabled, run_stage, set_threads
+from stages.common.device import peak_memory_mib, resolve_device
 from stages.common.fingerprint import code_digest, digest, file_digest
 from stages.common.headline import write_headline
 from stages.common.model_factory import build_model, optim_groups
@@ -117,9 +119,11 @@ def energy_report(model: GSHN, counts: list[list[Any]], n_images: int) -> dict[s
     per_batch = [snn_energy(c) for c in counts]
     keys = per_batch[0].keys()
     energy = {f"energy/{k}": float(np.mean([e[k] for e in per_batch])) for k in keys}
-    snn_ids = {id(m) for b in model.visual.spiking_branches() for m in b.snn.modules()}
+    skip = {id(m) for b in model.visual.spiking_branches() for m in b.snn.modules()}
+    if model.momentum is not None:  # the momentum encoders only fill the ITC queue in training
+        skip |= {id(m) for m in model.momentum.modules()}
     dense = sum(m.in_features * m.out_features for m in model.modules()
-                if isinstance(m, nn.Linear) and id(m) not in snn_ids)
+                if isinstance(m, nn.Linear) and id(m) not in skip)
     tokens = model.visual.cfg.K + model.text.max_len
     energy["energy/rest_of_model_pj_upper_bound"] = E_MAC * dense * tokens
     energy["images"] = n_images
@@ -166,10 +170,12 @@ def run(phase: str) -> dict[str, Any]:
     probe = PairCollator(heldout, K, mcfg.max_text_len)([(i, 0) for i in range(min(pcfg.batch_size, len(heldout)))])
     at_init = model.branch_gradient_norms(probe)
     metrics = trainer.fit(model, optim, plan, collate, cfg, out, progress=progress_enabled(), fingerprint=fp)
+    speed = speed_report(metrics, resolve_device(pcfg.device, "pretrain.device"))
     if int(os.environ.get("RANK", "0")) == 0:  # after torchrun, only rank 0 evaluates
         model.cpu()
         report = evaluate(model, PairCollator(heldout, K, mcfg.max_text_len), heldout, pcfg.batch_size)
         report |= gradient_report(at_init, model.train().branch_gradient_norms(probe))
+        report |= speed
         write_json(paths.pretrain_eval(phase), report)
         log.info("%s: held-out ITC R@1 i2t %.3f t2i %.3f (chance %.3f), ITM acc %.3f", paths.PRETRAIN_PHASES[phase],
                  report["itc_r1_i2t"], report["itc_r1_t2i"], report["itc_r1_chance"], report["itm_acc"])
@@ -180,6 +186,15 @@ def run(phase: str) -> dict[str, Any]:
     return metrics
 
 
+def speed_report(metrics: dict[str, Any], device: torch.device) -> dict[str, float]:
+    """Seconds of the training loop per epoch (the held-out evaluation runs after it, so is left out) and the
+    peak memory so far (`peak_memory_mib`), measured as the loop ends."""
+    out = peak_memory_mib(device)
+    if metrics["epochs"]:
+        out["seconds_per_epoch"] = metrics["wall_time_s"] / metrics["epochs"]
+    return out
+
+
 def warmup_steps(train: Samples, pcfg: params.PretrainParams) -> int:
     """Optimizer steps of the warm-up phase (its plan from the same params and samples, shared out as in
     this run's world size): where the main phase's steps continue on the plots' step axis."""
@@ -188,8 +203,9 @@ def warmup_steps(train: Samples, pcfg: params.PretrainParams) -> int:
 
 
 def headline_of(metrics: dict[str, Any], objectives: tuple[str, ...]) -> dict[str, float]:
-    """The last epoch's losses and the held-out figures."""
-    keys = ("loss", *objectives, "itc_r1_i2t", "itc_r1_t2i", "itm_acc", "spiking_share")
+    """The last epoch's losses, the held-out figures, and the training loop's speed and peak memory."""
+    keys = ("loss", *objectives, "itc_r1_i2t", "itc_r1_t2i", "itm_acc", "spiking_share", "seconds_per_epoch",
+            "peak_rss_mib", "peak_cuda_mib")
     return {k: metrics[k] for k in keys if k in metrics}
 
 

@@ -16,14 +16,21 @@ that phase 2's SNN (batch as time) sees a stream of related images:
    group; only the last group can be smaller, and one of size 1 joins the previous group (ITM hard
    negatives need >= 2 samples per batch).
 
+With `pretrain.reorder: false` the stage runs no model: the groups are a seeded shuffle of the train samples
+(`random_groups`, the same draw `random_group_itc` measures) cut to the sizes greedy grouping gives
+(`partition_sizes`), so phase 2 trains on as many batches of the same sizes at equal budget, without
+reordering (GSHN Table VI's CL part, ASH-Nets Table XII). Its itm_score column is NaN (nothing scored) and its
+metrics hold no ITC or ITM figures.
+
 Outputs (data/reorder/, each written atomically):
 - batches.parquet: batch_id (int32), position (int32; 0 = the anchor), sample_id (string: the
   image id), itm_score (float32: ITM match probability of the member's caption-0 text with the
   group anchor's image; for the anchor, that of its own positive pair). Rows sorted by
   (batch_id, position); batch ids in the order the groups were formed.
-- metrics.json: samples, groups, group sizes, within-group vs random-group ITC similarity, ITM
-  scores, share of members recalled by ITM vs filled by ITC, seconds; its `HEADLINE` keys also go to
-  the git-tracked metrics/reorder.json that `dvc exp show` compares.
+- metrics.json: `reordered` (1, or 0 for random groups), samples, groups, group sizes, within-group vs
+  random-group ITC similarity, ITM scores, share of members recalled by ITM vs filled by ITC, seconds; its
+  `HEADLINE` keys (`reordered` alone for random groups) also go to the git-tracked metrics/reorder.json that
+  `dvc exp show` compares.
 
 Choices
 - Visual tokens are NOT kept for all samples (N x K x d floats: too many for the papers' datasets at
@@ -40,6 +47,7 @@ Choices
 from __future__ import annotations
 
 import logging
+import math
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -62,6 +70,7 @@ from stages.data.grouping import (
     greedy_groups,
     group_similarity,
     member_scores,
+    partition_sizes,
     random_groups,
 )
 from stages.data.pairs import Samples, feature_meta, load_samples
@@ -71,7 +80,8 @@ from storage.atomic import atomic_path, clean_temporaries, write_json
 log = logging.getLogger("stages.reorder")
 
 WARM = paths.pretrained_weights("warmup")
-HEADLINE = ("within_group_itc", "random_group_itc", "mean_itm_score", "filled_by_itc")   # metrics/reorder.json
+# metrics/reorder.json; random groups (pretrain.reorder: false) have `reordered` alone
+HEADLINE = ("reordered", "within_group_itc", "random_group_itc", "mean_itm_score", "filled_by_itc")
 
 
 def train_samples(datasets: list[str]) -> Samples:
@@ -121,12 +131,7 @@ def summary(res: Grouping, G: int, k: int, seed: int) -> dict[str, Any]:
     rand = random_groups(sizes, len(img), seed)
     members = [s for r in rows for s in r[1:]]
     filled = sum(1 for g, p in res.missing if p > 0)
-    return {
-        "samples": len(img),
-        "groups": len(groups),
-        "group_size": G,
-        "group_size_min": min(sizes),
-        "group_size_max": max(sizes),
+    return sizes_summary(groups, G, reordered=True) | {
         "candidates": k,
         "within_group_itc": group_similarity(groups, img, txt),
         "random_group_itc": group_similarity(rand, img, txt),
@@ -138,6 +143,41 @@ def summary(res: Grouping, G: int, k: int, seed: int) -> dict[str, Any]:
     }
 
 
+def sizes_summary(groups: list[list[int]], G: int, reordered: bool) -> dict[str, Any]:
+    """The metrics both modes give: whether the groups are ITM-reordered (1) or random (0), their count and sizes."""
+    sizes = [len(g) for g in groups]
+    return {"reordered": int(reordered), "samples": sum(sizes), "groups": len(groups), "group_size": G,
+            "group_size_min": min(sizes), "group_size_max": max(sizes)}
+
+
+def write_groups(samples: Samples, groups: list[list[int]], rows: list[list[float]],
+                 metrics: dict[str, Any]) -> None:
+    """batches.parquet, metrics.json and the headline (the `HEADLINE` keys that `metrics` has)."""
+    check_partition(groups, len(samples))
+    table = pa.Table.from_pydict({
+        "batch_id": [b for b, g in enumerate(groups) for _ in g],
+        "position": [p for g in groups for p in range(len(g))],
+        "sample_id": [samples.image_ids[i] for g in groups for i in g],
+        "itm_score": [s for r in rows for s in r],
+    }, schema=SCHEMA)
+    with atomic_path(paths.reorder_batches()) as tmp:
+        pq.write_table(table, tmp)
+    write_json(paths.reorder_metrics(), metrics)
+    write_headline(paths.headline("reorder"), {k: metrics[k] for k in HEADLINE if k in metrics})
+
+
+def shuffled(samples: Samples, G: int, seed: int, t0: float) -> dict[str, Any]:
+    """`pretrain.reorder: false`: seeded random groups of the sizes greedy grouping gives; no model runs."""
+    N = len(samples)
+    groups = random_groups(partition_sizes(N, G), N, seed)
+    clean_temporaries(paths.reorder_dir())
+    metrics = sizes_summary(groups, G, reordered=False) | {"seconds": round(time.perf_counter() - t0, 3)}
+    write_groups(samples, groups, [[math.nan] * len(g) for g in groups], metrics)
+    log.info("reorder: pretrain.reorder is false: %d samples -> %d seeded random groups (sizes %d..%d), no ITC or "
+             "ITM scoring", N, metrics["groups"], metrics["group_size_min"], metrics["group_size_max"])
+    return metrics
+
+
 def run() -> dict[str, Any]:
     t0 = time.perf_counter()
     pre: params.PretrainParams = params.load("pretrain")
@@ -145,6 +185,8 @@ def run() -> dict[str, Any]:
     cfg: params.ReorderParams = params.load("reorder")
     mcfg: params.ModelParams = params.load("model")
     G = cfg.retrieve_number or pre.batch_size
+    if not pre.reorder:
+        return shuffled(train_samples(pre.datasets), G, pre.seed, t0)
     if cfg.candidates < 2 * G:
         raise StageError(f"reorder.candidates={cfg.candidates} must be at least twice the group size {G} "
                          f"(reorder.retrieve_number, or pretrain.batch_size when null): with fewer, a group runs out "
@@ -170,18 +212,8 @@ def run() -> dict[str, Any]:
     finally:
         scorer.close()
 
-    check_partition(res.groups, N)
-    table = pa.Table.from_pydict({
-        "batch_id": [b for b, g in enumerate(res.groups) for _ in g],
-        "position": [p for g in res.groups for p in range(len(g))],
-        "sample_id": [samples.image_ids[i] for g in res.groups for i in g],
-        "itm_score": [s for r in res.rows for s in r],
-    }, schema=SCHEMA)
-    with atomic_path(paths.reorder_batches()) as tmp:
-        pq.write_table(table, tmp)
     metrics = summary(res, G, k, pre.seed) | {"seconds": round(time.perf_counter() - t0, 3)}
-    write_json(paths.reorder_metrics(), metrics)
-    write_headline(paths.headline("reorder"), {k: metrics[k] for k in HEADLINE})
+    write_groups(samples, res.groups, res.rows, metrics)
     log.info("reorder: %d samples -> %d groups (sizes %d..%d); within-group ITC %.4f vs random groups %.4f "
              "(anchor vs members %.4f vs %.4f); mean ITM score %.4f (anchors' own pairs %.4f); "
              "%.1f%% filled by ITC; %.1f s", N, metrics["groups"], metrics["group_size_min"],

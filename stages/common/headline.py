@@ -1,6 +1,7 @@
 """Headline metrics: a few numbers per stage in git-tracked `metrics/<name>.json` (dvc.yaml `metrics:`), so that
 `dvc exp show`, `dvc metrics diff` and every `dvc exp` carry and compare them. Strings, counts, timings and
-per-type breakdowns stay in each stage's detail file under data/."""
+per-type breakdowns stay in each stage's detail file under data/, except pretraining's seconds per epoch and peak
+memory: its ablations compare cost (ASH-Nets Table XII), so those vary from run to run."""
 from __future__ import annotations
 
 import math

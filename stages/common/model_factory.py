@@ -26,7 +26,7 @@ def text_spec(max_len: int) -> TextSpec:
 
 
 KNOBS = ("continuous", "discrete", "ratio", "ratio_value", "memory", "snn_input", "warmup_objectives",
-         "main_objectives")
+         "main_objectives", "itc_queue")
 
 
 def resolved_knobs(cfg: ModelParams) -> dict[str, Any]:
@@ -44,6 +44,8 @@ def knobs(cfg: ModelParams) -> Preset:
     if "memory" in given:
         values["memory"] = given["memory"] == "on"
     out = dataclasses.replace(PRESETS[cfg.preset], **values)
+    if "itc" not in out.warmup_objectives + out.main_objectives and "itc_queue" not in given:
+        out = dataclasses.replace(out, itc_queue=0)    # a preset's queue with ITC off (ASH Fig. 5 "Base") feeds none
     problems = _problems(out, set(given))
     if problems:
         shown = ", ".join(f"{k}={_show(getattr(out, k))}" for k in KNOBS[:6])
@@ -69,6 +71,9 @@ def _problems(k: Preset, given: set[str]) -> list[str]:
             "memory": (spiking, "needs a spiking branch (model.continuous or model.discrete = snn)"),
             "snn_input": (both, "needs both branches on (it picks what the discrete branch reads)")}
     out = [f"model.{key}={_show(getattr(k, key))} {why}" for key, (ok, why) in acts.items() if key in given and not ok]
+    if "itc_queue" in given and k.itc_queue and "itc" not in k.warmup_objectives + k.main_objectives:
+        out.append(f"model.itc_queue={k.itc_queue} adds ITC negatives, but neither model.warmup_objectives nor "
+                   f"model.main_objectives has itc")
     for key in ("warmup_objectives", "main_objectives"):
         needs = sorted(set(getattr(k, key)) & set(SPIKE_OBJECTIVES))
         if needs and not spiking:
@@ -99,7 +104,8 @@ def build_model(cfg: ModelParams, feat_dim: int, K: int, phase: int) -> GSHN:
     chosen = knobs(cfg)
     objectives = chosen.warmup_objectives if phase == 1 else chosen.main_objectives
     try:
-        model = GSHN(visual_config(cfg, feat_dim, K), transformer_config(cfg, spec.vocab_size, K), spec, objectives)
+        model = GSHN(visual_config(cfg, feat_dim, K), transformer_config(cfg, spec.vocab_size, K), spec, objectives,
+                     itc_queue=chosen.itc_queue)
     except ValueError as e:
         raise StageError(f"model.preset={cfg.preset}: {e}") from None
     if cfg.text_init == "minilm":
@@ -107,6 +113,7 @@ def build_model(cfg: ModelParams, feat_dim: int, K: int, phase: int) -> GSHN:
             load_minilm(model.transformer)
         except ValueError as e:
             raise StageError(f"model.text_init=minilm: {e} (use model.size: minilm)") from None
+        model.sync_momentum()
     return model
 
 

@@ -276,6 +276,7 @@ class ModelParams(Section):
     snn_input: Literal["serial", "parallel"] | None = None
     warmup_objectives: list[Objective] | None = Field(None, min_length=1)
     main_objectives: list[Objective] | None = Field(None, min_length=1)
+    itc_queue: int | None = Field(None, ge=0, le=1 << 20)   # past embeddings as extra ITC negatives; 0 = none
     T: int | None = Field(None, ge=1, le=64)           # null = the size's default
     M: int | None = Field(None, ge=2, le=100_000)
     batch_as_time: bool = True
@@ -323,6 +324,9 @@ class PretrainParams(Section):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     threads: int | None = Field(None, ge=1, le=256)    # CPU intra-op threads (reorder too); null = torch's default
     checkpoint_every_steps: int | None = Field(None, ge=1)
+    # phase 2's batches: the `reorder` stage's ITM-ranked groups, or (false) seeded random groups of the same
+    # sizes and count, at equal budget: the papers' "without reordering" rows (README)
+    reorder: bool = True
 
 
 class ReorderParams(Section):

@@ -107,6 +107,16 @@ def anchor_similarity(groups: list[list[int]], img: np.ndarray, txt: np.ndarray)
 
 
 
+def partition_sizes(N: int, G: int) -> list[int]:
+    """The group sizes `greedy_groups` gives N >= 2 samples in groups of G, without running it: G each, the
+    remainder last, a last singleton joined to the group before it."""
+    sizes = [G] * (N // G) + ([N % G] if N % G else [])
+    if len(sizes) > 1 and sizes[-1] == 1:
+        sizes[-2:] = [sizes[-2] + 1]
+    return sizes
+
+
+
 def random_groups(sizes: list[int], N: int, seed: int) -> list[list[int]]:
     """Random groups with the given sizes (a seeded permutation cut in order)."""
     perm = np.random.default_rng([seed, 3]).permutation(N).tolist()

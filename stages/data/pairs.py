@@ -7,6 +7,7 @@ dropped: `Samples.missing`.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass, field
 
@@ -104,6 +105,12 @@ def normalise_caption(text: str) -> str:
     return " ".join(text.lower().split()).rstrip(" .")
 
 
+def stable_id(text: str) -> int:
+    """A 63-bit id of `text`, the same in every process and stage: the ITC queue, which the weights carry from
+    one stage to the next, compares the ids of its entries' images and captions with a batch's."""
+    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "little") >> 1
+
+
 class PairCollator:
     """A batch spec -> PretrainBatch (node shards read by image id, captions tokenised)."""
 
@@ -111,10 +118,6 @@ class PairCollator:
         self.samples, self.K, self.max_len = samples, K, max_text_len
         self.tokenizer = build_tokenizer()
         self._readers: dict[str, ShardReader] = {}
-        self.caption_index: dict[str, int] = {}   # normalised caption text -> id: equal ids are never negatives
-        for captions in samples.captions:
-            for c in captions:
-                self.caption_index.setdefault(normalise_caption(c), len(self.caption_index))
 
     def _reader(self, ds: str) -> ShardReader:
         if ds not in self._readers:
@@ -131,8 +134,10 @@ class PairCollator:
     def __call__(self, spec: Spec) -> PretrainBatch:
         texts = [self.samples.captions[i][j] for i, j in spec]
         ids, mask = tokenize(self.tokenizer, texts, self.max_len)
-        caption_ids = torch.tensor([self.caption_index[normalise_caption(t)] for t in texts])
-        return PretrainBatch(collate_nodes(self.nodes([i for i, _ in spec]), self.K), ids, mask, caption_ids)
+        # equal ids: the same caption text after normalisation (never each other's negative), the same image
+        caption_ids = torch.tensor([stable_id(normalise_caption(t)) for t in texts])
+        image_ids = torch.tensor([stable_id(f"{self.samples.datasets[i]}/{self.samples.image_ids[i]}") for i, _ in spec])
+        return PretrainBatch(collate_nodes(self.nodes([i for i, _ in spec]), self.K), ids, mask, caption_ids, image_ids)
 
     def close(self) -> None:
         for r in self._readers.values():

@@ -12,6 +12,7 @@ from torch import nn
 
 from models.objectives import (
     ContrastiveHead,
+    EmbeddingQueue,
     ITMHead,
     MLMHead,
     MVMHead,
@@ -25,6 +26,7 @@ from models.objectives import (
     mlm_loss,
     mvm_loss,
     mvm_targets,
+    queue_logits,
     sample_hard_negatives,
     select_mvm_nodes,
     select_stl_nodes,
@@ -116,6 +118,59 @@ def test_same_caption_pairs_are_not_itc_negatives() -> None:
                   for m in (sim, sim.T) for i in range(4)) / 8
     assert masked.item() == pytest.approx(by_hand.item(), rel=1e-5)
     assert masked.item() != pytest.approx(plain.item())
+
+
+def _unit(n: int, seed: int) -> torch.Tensor:
+    return F.normalize(torch.randn(n, D, generator=gen(seed)), dim=-1)
+
+
+def test_itc_queue_adds_its_negatives_to_both_directions() -> None:
+    """With a queue of Q, each direction's logits are B + Q wide: the in-batch ones, then every slot's
+    (-inf while empty); an empty queue leaves the loss as it was, a filled one changes it. Queue 0: none."""
+    B, Q = 4, 6
+    head = ContrastiveHead(D, dim=D, queue=Q)
+    img, txt = _unit(B, 0), _unit(B, 1)
+    plain = info_nce(img, txt, head.temperature())[0]
+    assert ContrastiveHead(D, dim=D).queue is None
+    assert torch.allclose(head.loss(img, txt)[0], plain)             # empty: every slot left out
+    head.queue.enqueue(_unit(3, 2), _unit(3, 3), None, None)
+    queued = head.queue.negatives(None, None)
+    raw = img @ txt.T / head.temperature()
+    i2t, t2i = queue_logits(raw, img, txt, head.temperature(), queued)
+    assert i2t.shape == t2i.shape == (B, B + Q)
+    assert torch.equal(i2t[:, :B], raw) and torch.equal(t2i[:, :B], raw.T)
+    assert torch.allclose(i2t[:, B:B + 3], img @ head.queue.txt[:3].T / head.temperature())
+    assert torch.allclose(t2i[:, B:B + 3], txt @ head.queue.img[:3].T / head.temperature())
+    assert torch.isinf(i2t[:, B + 3:]).all() and torch.isinf(t2i[:, B + 3:]).all()
+    loss, sim = head.loss(img, txt)
+    assert loss > plain and sim.shape == (B, B)                        # more negatives, more to tell apart
+    want = (F.cross_entropy(i2t, torch.arange(B)) + F.cross_entropy(t2i, torch.arange(B))) / 2
+    assert torch.allclose(loss, want)
+
+
+def test_itc_queue_is_first_in_first_out() -> None:
+    queue = EmbeddingQueue(6, D)
+    batches = [_unit(4, 10), _unit(4, 11)]
+    for i, b in enumerate(batches):
+        queue.enqueue(b, -b, torch.arange(4) + 10 * i, None)
+    a, b = batches
+    assert torch.equal(queue.img, torch.cat([b[2:], a[2:], b[:2]]))    # b[0:2] in slots 4-5, b[2:4] over a[0:2]
+    assert torch.equal(queue.txt, -queue.img)
+    assert queue.image_key.tolist() == [12, 13, 2, 3, 10, 11] and queue.caption_key.tolist() == [-1] * 6
+    assert (int(queue.ptr), int(queue.count)) == (2, 6)
+    longer = _unit(8, 12)
+    queue.enqueue(longer, longer, None, None)                          # longer than the queue: its last 6 rows
+    assert torch.equal(queue.img, torch.cat([longer[6:], longer[2:6]])) and int(queue.ptr) == 2
+
+
+def test_queued_pairs_of_a_rows_own_image_or_caption_are_no_negatives() -> None:
+    """An earlier epoch's pair of the same image, or the same caption text of another image, is no negative
+    (as same-caption pairs are not within the batch)."""
+    queue = EmbeddingQueue(5, D)
+    queue.enqueue(_unit(4, 0), _unit(4, 1), torch.tensor([7, 8, 9, 10]), torch.tensor([70, 80, 90, 100]))
+    excluded = queue.negatives(torch.tensor([7, 11]), torch.tensor([71, 90])).excluded
+    assert excluded.tolist() == [[True, False, False, False, True], [False, False, True, False, True]]
+    assert queue.negatives(None, None).excluded.tolist() == [[False] * 4 + [True]]
 
 
 def test_itc_overfits() -> None:

@@ -2,6 +2,7 @@
 import csv
 import json
 import logging
+import math
 import os
 import shutil
 import signal
@@ -72,6 +73,8 @@ def test_two_phases(workspace, tmp_path):
     reorder.run()
     main = pretrain.run("main")
     assert {"stl", "itc", "itm", "mlm", "energy/snn_pj", "energy/ann_pj"} <= set(main)
+    headline = json.loads((tmp_path / "metrics/pretrain.json").read_text())
+    assert headline["seconds_per_epoch"] > 0 and headline["peak_rss_mib"] > 0
     w2 = load_weights(tmp_path / "data/checkpoints/pretrain/model.pt")
     assert any(not torch.equal(w2[k], w1[k]) for k in _snn(w1))  # phase 2 trains the SNN
 
@@ -80,6 +83,17 @@ def test_two_phases(workspace, tmp_path):
     assert _steps(out1 / "plots/losses.tsv")[-1] == warm["steps"]
     main_steps = _steps(tmp_path / "data/checkpoints/pretrain/plots/losses.tsv")
     assert _steps(tmp_path / "plots/pretrain.tsv") == [s + warm["steps"] for s in main_steps]
+
+
+def test_headline_has_the_loops_speed_and_peak_memory(workspace, tmp_path):
+    _features(workspace)
+    warm = pretrain.run("warmup")
+    headline = json.loads((tmp_path / "metrics/pretrain_warmup.json").read_text())
+    for key in ("seconds_per_epoch", "peak_rss_mib"):
+        assert 0 < headline[key] < math.inf and headline[key] == warm[key]
+    assert headline["seconds_per_epoch"] == warm["wall_time_s"] / warm["epochs"]
+    assert "peak_cuda_mib" not in headline      # CPU run
+    assert json.loads((tmp_path / "data/checkpoints/pretrain_warmup/eval.json").read_text())["peak_rss_mib"] > 0
 
 
 def test_phase2_needs_warmup(workspace):
@@ -123,6 +137,40 @@ def test_killed_pretrain_resumes_to_identical_weights(workspace, tmp_path):
     w_clean = load_weights(tmp_path / "data/checkpoints/pretrain_warmup/model.pt")
     assert w_resumed.keys() == w_clean.keys()
     assert all(torch.equal(w_resumed[k], w_clean[k]) for k in w_clean)
+
+
+class Killed(Exception):
+    pass
+
+
+def test_interrupted_pretrain_with_an_itc_queue_resumes_to_the_same_queue_and_weights(workspace, tmp_path,
+                                                                                       monkeypatch):
+    """In process: a run stopped after its 3rd step (mid-epoch, a checkpoint every step) and resumed ends with the
+    weights, momentum encoders and queue of an uninterrupted run; the queue (6 slots, 4 pairs a step) wraps."""
+    _features(workspace, {"model": {"preset": "ash", "itc_queue": 6, "T": 2, "M": 32},
+                          "pretrain": {"batch_size": 4, "heldout": 6, "warmup": {"epochs": 2},
+                                       "checkpoint_every_steps": 1}})
+    out = tmp_path / "data/checkpoints/pretrain_warmup"
+    real_step, calls = pretrain.trainer._train_step, []
+
+    def stop_at_4th(*args):
+        calls.append(1)
+        if len(calls) == 4:
+            raise Killed
+        return real_step(*args)
+
+    monkeypatch.setattr(pretrain.trainer, "_train_step", stop_at_4th)
+    with pytest.raises(Killed):
+        pretrain.run("warmup")
+    assert _step(out / "checkpoint/state.json") == 3
+    monkeypatch.setattr(pretrain.trainer, "_train_step", real_step)
+    pretrain.run("warmup")
+    resumed = load_weights(out / "model.pt")
+    shutil.rmtree(out)
+    pretrain.run("warmup")
+    clean = load_weights(out / "model.pt")
+    assert int(clean["itc.queue.count"]) == 6 and any(k.startswith("momentum.") for k in clean)
+    assert resumed.keys() == clean.keys() and all(torch.equal(resumed[k], clean[k]) for k in clean)
 
 
 def test_code_change_never_resumes_an_old_checkpoint(workspace, monkeypatch, caplog):

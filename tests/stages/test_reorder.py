@@ -1,4 +1,5 @@
-"""stages.reorder: the stage end to end on a tiny workspace, read_groups."""
+"""stages.reorder: the stage end to end on a tiny workspace, its random-groups mode (pretrain.reorder: false),
+read_groups."""
 from __future__ import annotations
 
 import json
@@ -9,7 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
-from stages import features, prepare, reorder, segment
+from stages import features, prepare, pretrain, reorder, segment
 from stages.common import params, paths
 from stages.common.cli import StageError
 from stages.common.model_factory import build_model
@@ -133,6 +134,65 @@ def test_planted_itm_scores_decide_the_groups(warm_workspace, monkeypatch):
         again = scorer.itm(np.array([anchors[r["batch_id"]] for r in rows]),
                            np.array([index[r["sample_id"]] for r in rows]), "check")
     assert np.allclose([r["itm_score"] for r in rows], again, atol=1e-5)
+
+
+def _groups() -> list[list[str]]:
+    rows = pq.read_table(paths.reorder_batches()).to_pylist()
+    return [[r["sample_id"] for r in rows if r["batch_id"] == b] for b in sorted({r["batch_id"] for r in rows})]
+
+
+def test_reorder_off_writes_seeded_random_groups_of_the_same_sizes(warm_workspace, monkeypatch):
+    """pretrain.reorder: false -> a seeded shuffle cut to the reordered groups' sizes and count, no model run, no
+    ITC/ITM figures in the headline; the same seed gives the same groups, another seed others."""
+    warm_workspace(OVERRIDES | {"reorder": {"candidates": 10, "batch_size": 8, "retrieve_number": 5}})
+    reorder.run()
+    reordered = _groups()
+    warm_workspace(OVERRIDES | {"pretrain": {"reorder": False},
+                                "reorder": {"candidates": 10, "batch_size": 8, "retrieve_number": 5}})
+    monkeypatch.setattr(reorder, "Scorer", None)          # calling it (ITC or ITM scoring) would fail
+    metrics = reorder.run()
+    shuffled = _groups()
+    assert [len(g) for g in shuffled] == [len(g) for g in reordered] == [5, 5, 5, 5, 4]
+    assert shuffled != reordered
+    samples = load_samples(["scenes"], "train")
+    want = grouping.random_groups([5, 5, 5, 5, 4], len(samples), 0)
+    assert shuffled == [[samples.image_ids[i] for i in g] for g in want]
+    assert np.isnan(pq.read_table(paths.reorder_batches()).column("itm_score").to_numpy()).all()
+    assert metrics["reordered"] == 0 and metrics["groups"] == 5 and "filled_by_itc" not in metrics
+    assert json.loads(paths.headline("reorder").read_text()) == {"reordered": 0}
+
+    first = paths.reorder_batches().read_bytes()
+    reorder.run()
+    assert paths.reorder_batches().read_bytes() == first
+    warm_workspace(OVERRIDES | {"pretrain": {"reorder": False, "seed": 1},
+                                "reorder": {"candidates": 10, "batch_size": 8, "retrieve_number": 5}})
+    reorder.run()
+    assert _groups() != shuffled and [len(g) for g in _groups()] == [5, 5, 5, 5, 4]
+
+
+def test_pretrain_trains_on_the_random_groups_unchanged(warm_workspace, monkeypatch):
+    """Phase 2 reads batches.parquet as it is: every epoch's batches are its groups, whatever wrote them."""
+    warm_workspace(OVERRIDES | {"pretrain": {"reorder": False}})
+    reorder.run()
+    seen: list[list[list[int]]] = []
+
+    def no_training(model, optim, plan, *args, **kwargs):
+        seen.extend(plan(e) for e in range(2))
+        raise RuntimeError("stop")
+
+    monkeypatch.setattr(pretrain.trainer, "fit", no_training)
+    with pytest.raises(RuntimeError, match="stop"):
+        pretrain.run("main")
+    samples = load_samples(["scenes"], "train")
+    written = sorted(sorted(g) for g in _groups())
+    for epoch in seen:
+        assert sorted(sorted(samples.image_ids[i] for i, _ in spec) for spec in epoch) == written
+
+
+def test_bad_reorder_flag_is_a_params_error(warm_workspace):
+    warm_workspace(OVERRIDES | {"pretrain": {"reorder": "sometimes"}})
+    with pytest.raises(params.ParamsError, match=r"pretrain\.reorder: Input should be a valid boolean"):
+        reorder.run()
 
 
 def test_too_few_candidates_for_the_group_size(warm_workspace):

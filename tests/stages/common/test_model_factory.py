@@ -12,7 +12,7 @@ from models.memory import SemanticMemory
 from models.presets import PRESETS, SIZES
 from stages.common import model_factory as mf
 from stages.common.overrides import parse_assignment
-from stages.common.params import ModelParams, ParamsError
+from stages.common.params import ModelParams, ParamsError, set_key, validate
 from tests.conftest import REPO
 from tests.models.test_gshn import C, K, _batch, _nodes
 
@@ -36,7 +36,7 @@ def fingerprint(**model: object) -> tuple[str, float, float, dict[str, float]]:
 
 
 # Computed with the code before presets became knob bundles (a91a314). `ash` now reads the node input in
-# parallel (ASH-Nets eq. 5); with snn_input=serial it is the old `ash`.
+# parallel (ASH-Nets eq. 5) and has an ITC queue; with snn_input=serial and itc_queue=0 it is the old `ash`.
 BEFORE = {
     "gshn": ("65ee13861820bea8", 2.256749153137207, 2280.518310546875,
              {"itc": 1.4234344959259033, "itm": 0.6968496441841125, "mlm": 10.3363037109375,
@@ -47,11 +47,21 @@ BEFORE = {
 }
 
 
-@pytest.mark.parametrize("preset,knobs", [("gshn", {}), ("ash", {"snn_input": "serial"})])
+@pytest.mark.parametrize("preset,knobs", [("gshn", {}), ("ash", {"snn_input": "serial", "itc_queue": 0})])
 def test_default_presets_compute_what_they_computed_before_the_knobs(preset, knobs):
     layout, probe, total, losses = fingerprint(preset=preset, **knobs)
     want = BEFORE[preset]
     assert layout == want[0]
+    assert probe == pytest.approx(want[1], abs=1e-4) and total == pytest.approx(want[2], rel=1e-6)
+    assert losses == pytest.approx(want[3], rel=1e-5)
+
+
+def test_ash_queue_adds_state_but_leaves_the_online_model_and_first_step_as_before():
+    """The momentum encoders copy the initialised modules without a random draw, and the queue is empty at the
+    first step and filled after its losses: the same weights and (to rounding) the same losses, more state."""
+    layout, probe, total, losses = fingerprint(preset="ash", snn_input="serial")
+    want = BEFORE["ash"]
+    assert layout != want[0]
     assert probe == pytest.approx(want[1], abs=1e-4) and total == pytest.approx(want[2], rel=1e-6)
     assert losses == pytest.approx(want[3], rel=1e-5)
 
@@ -116,6 +126,7 @@ def test_conv_is_reachable_and_objectives_follow_the_knobs():
     (dict(preset="snn_only", snn_input="parallel"), r"model\.snn_input=parallel needs both branches"),
     (dict(discrete="none"), r"model\.main_objectives has \['stl'\], which need a spiking branch"),
     (dict(preset="gat_only", warmup_objectives=["itc", "mvm"]), r"model\.warmup_objectives has \['mvm'\]"),
+    (dict(preset="baseline", itc_queue=64), r"model\.itc_queue=64 adds ITC negatives, but neither"),
 ])
 def test_combinations_that_cannot_act_are_params_errors_naming_the_keys(model, message):
     with pytest.raises(ParamsError, match=message):
@@ -125,6 +136,17 @@ def test_combinations_that_cannot_act_are_params_errors_naming_the_keys(model, m
 def test_a_presets_own_value_for_a_part_it_lacks_is_no_error():
     assert _visual(preset="gat_only").discrete == "none"           # gat_only keeps gshn's ratio, unused
     assert _visual(preset="gshn", discrete="none", main_objectives=["itc", "itm", "mlm"]).discrete == "none"
+    no_itc = ["itm", "mlm", "mvm"]                                 # ASH-Nets Fig. 5 "Base": the queue feeds nothing
+    assert mf.knobs(ModelParams(preset="ash", warmup_objectives=no_itc, main_objectives=no_itc)).itc_queue == 0
+
+
+def test_itc_queue_knob_sets_the_models_queue():
+    assert (mf.knobs(ModelParams()).itc_queue, mf.knobs(ModelParams(preset="ash")).itc_queue) == (0, 1024)
+    assert mf.build_model(ModelParams(), C, K, phase=2).momentum is None
+    net = mf.build_model(ModelParams(itc_queue=8), C, K, phase=1)
+    assert net.itc.queue.size == 8 and net.momentum is not None
+    assert mf.build_model(ModelParams(preset="ash", itc_queue=0), C, K, phase=2).itc.queue is None
+    assert mf.resolved_knobs(ModelParams(preset="ash"))["itc_queue"] == 1024
 
 
 def test_ablation_size_is_the_paper_width_with_three_layers():
@@ -150,12 +172,12 @@ def _cells(knobs) -> list[str]:
     else:
         objectives = f"{' '.join(warm)} -> {' '.join(main)}"
     return [knobs.continuous, knobs.discrete, ratio if both else "-", ("on" if knobs.memory else "off") if spiking
-            else "-", knobs.snn_input if both else "-", objectives]
+            else "-", knobs.snn_input if both else "-", objectives, str(knobs.itc_queue)]
 
 
 def test_readme_preset_table_lists_every_bundle_as_its_knob_values():
     text = (REPO / "README.md").read_text()
-    rows = {m[1]: [c.strip() for c in m[2].split("|")[:6]]
+    rows = {m[1]: [c.strip() for c in m[2].split("|")[:7]]
             for m in re.finditer(r"^\| `(\w+)`(?: \(default\))? \|(.*)\|$", text, re.M) if m[1] in PRESETS}
     assert set(rows) == set(PRESETS)
     for name, preset in PRESETS.items():
@@ -165,8 +187,14 @@ def test_readme_preset_table_lists_every_bundle_as_its_knob_values():
 def test_readme_ash_rows_are_ash_plus_knobs_that_act():
     text = (REPO / "README.md").read_text()
     flags = re.findall(r"^\| [^|]+ \| `(-S model\.preset=ash[^`]*)` \|$", text, re.M)
-    assert len(flags) == 6
+    assert len(flags) == 7
     for row in flags:
         given = dict(parse_assignment(f.strip().strip("'")) for f in row.split("-S ")[1:])
-        cfg = ModelParams(**{k.removeprefix("model."): v for k, v in given.items()})
-        assert mf.knobs(cfg) != PRESETS["ash"], row
+        cfg = ModelParams(**{k.removeprefix("model."): v for k, v in given.items() if k.startswith("model.")})
+        others = {k: v for k, v in given.items() if not k.startswith("model.")}
+        data: dict = {}
+        for key, value in others.items():
+            set_key(data, key, value)
+        for section, raw in data.items():
+            validate(section, raw)
+        assert mf.knobs(cfg) != PRESETS["ash"] or others, row

@@ -159,7 +159,7 @@ def test_model_knobs_default_to_the_presets_and_read_on_off(tmp_path):
     """Every knob is null (the preset's value) unless set; memory: on/off, which YAML 1.1 reads as booleans."""
     cfg = params.load("model", REPO_PARAMS)
     knobs = ("continuous", "discrete", "ratio", "ratio_value", "memory", "snn_input", "warmup_objectives",
-             "main_objectives")
+             "main_objectives", "itc_queue")
     assert all(getattr(cfg, k) is None for k in knobs)
     p = tmp_path / "params.yaml"
     for text, want in (("off", "off"), ("on", "on"), ("'off'", "off"), ("null", None)):
@@ -178,6 +178,10 @@ def test_model_knobs_default_to_the_presets_and_read_on_off(tmp_path):
     ({"warmup_objectives": []}, r"model\.warmup_objectives: List should have at least 1 item"),
     ({"main_objectives": ["itm", "itm"]}, r"model\.main_objectives: Value error, objectives listed more than once"),
     ({"size": "huge"}, r"model\.size: Input should be 'tiny', 'minilm', 'paper' or 'ablation'"),
+    ({"itc_queue": -1}, r"model\.itc_queue: Input should be greater than or equal to 0"),
+    ({"itc_queue": 2.5}, r"model\.itc_queue: Input should be a valid integer"),
+    ({"itc_queue": "1024"}, r"model\.itc_queue: Input should be a valid integer"),
+    ({"itc_queue": 1 << 21}, r"model\.itc_queue: Input should be less than or equal to 1048576"),
 ])
 def test_bad_model_knobs_name_the_key(tmp_path, model, message):
     with pytest.raises(params.ParamsError, match=message):

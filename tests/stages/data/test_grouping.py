@@ -36,6 +36,7 @@ def test_greedy_groups_partition_and_sizes(N, G):
         assert sizes[-1] == G + 1 and len(groups) == N // G
     else:
         assert sizes[-1] == (N % G or G) if N >= G else sizes == [N]
+    assert grouping.partition_sizes(N, G) == sizes     # what `pretrain.reorder: false` cuts its random groups to
 
 
 def test_greedy_groups_deterministic_and_callable_equals_matrix():

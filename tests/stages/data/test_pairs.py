@@ -1,4 +1,6 @@
-from stages.data.pairs import Samples, caption_choice, grouped_plan, random_plan
+import numpy as np
+
+from stages.data.pairs import PairCollator, Samples, caption_choice, grouped_plan, random_plan
 
 
 def _samples(n):
@@ -23,3 +25,21 @@ def test_captions_rotate_by_epoch_and_groups_stay_together():
     groups = [[0, 1, 2], [3, 4], [5, 6, 7]]
     plan = grouped_plan(s, groups, 0, 3)
     assert sorted(sorted(i for i, _ in b) for b in plan) == sorted(groups)
+
+
+def test_collated_ids_name_the_same_image_and_caption_text_in_any_collator(monkeypatch):
+    """Equal ids = the same image (dataset and id) or the same caption text after normalisation, whichever
+    collator (stage) made the batch: the ITC queue, carried in the weights, compares them across stages."""
+    def fake_nodes(self, idx):
+        return [(np.zeros((2, 4), np.float16), np.zeros((2, 7), np.float32), np.zeros((2, 0), np.int32))
+                for _ in idx]
+
+    monkeypatch.setattr(PairCollator, "nodes", fake_nodes)
+    s = Samples(["a", "b", "a"], ["d", "d", "e"], [["A red star.", "x"], ["a  red star", "y"], ["A red star"]],
+                [["1", "2"], ["3", "4"], ["5"]])
+    one = PairCollator(s, 4, 16)([(0, 0), (1, 0), (2, 0), (0, 1)])
+    assert len(set(one.caption_ids[:3].tolist())) == 1 and one.caption_ids[3] != one.caption_ids[0]
+    assert len(set(one.image_ids[:3].tolist())) == 3 and one.image_ids[3] == one.image_ids[0]
+    other = PairCollator(s.subset([2, 1]), 4, 16)([(1, 1), (0, 0)])
+    assert other.image_ids.tolist() == one.image_ids[[1, 2]].tolist()
+    assert other.caption_ids[1] == one.caption_ids[0]
