@@ -60,7 +60,8 @@ def _backbone(name: str) -> tuple[str, ...]:
 
 def _gshn() -> tuple[Table, ...]:
     types = _vqa_types("Yes/No", "Number")
-    time, rss = Column("Time (h)", "seconds_per_epoch", "lower"), Column("Peak RSS (MiB)", "peak_rss_mib", "lower")
+    time = Column("Time (h)", "pretrain:seconds_per_epoch", "lower")
+    rss = Column("Peak RSS (MiB)", "pretrain:peak_rss_mib", "lower")
     snn_note = "Table V prints other numbers for its SNN model (55.51 71.72 70.43 51.97 61.07), same mapping."
     return (
         Table("gshn-table2", "The impact of information weight ratio on the VQAv2 dataset.", types, (
@@ -125,8 +126,8 @@ def _gshn() -> tuple[Table, ...]:
 
 
 def _ash_speed() -> Table:
-    time = Column("Epoch Times (h)", "seconds_per_epoch", "lower")
-    memory = Column("Memory (mb)", "peak_rss_mib", "lower")
+    time = Column("Epoch Times (h)", "pretrain:seconds_per_epoch", "lower")
+    memory = Column("Memory (mb)", "pretrain:peak_rss_mib", "lower")
     losses = (Column("Loss-MIM", "pretrain:mlm", "lower"), Column("Loss-MVM", "pretrain:mvm", "lower"),
               Column("Loss-Match", "pretrain:itm", "lower"))
     columns = (time, memory, *losses)

@@ -54,7 +54,7 @@ def table_result(table: Table, runs: list[Run]) -> dict[str, Any]:
     ref = next(r for r in rows if r["name"] == (table.reference or table.rows[0].name))
     if table.speed:
         for col in table.columns:
-            if col.metric in SPEED_METRICS:
+            if col.metric.rpartition(":")[2] in SPEED_METRICS:   # "pretrain:seconds_per_epoch"
                 _ratios(rows, col.label)
     comparisons = [_comparison(r, ref, c.label) for r in rows if r is not ref for c in table.columns]
     return {"table": table.id, "title": table.title, "note": table.note, "reference": ref["name"],

@@ -16,7 +16,8 @@ Direction = Literal["higher", "lower"]
 class Column:
     label: str                      # the paper's column heading, e.g. "VQAv2 test-dev"
     metric: str                     # a headline key of `dvc exp show` as stages.reporting.experiments flattens it,
-                                    # e.g. "scenes.vqa_acc", "scenes.t2i_r1", "itm_acc"; "seconds_per_epoch" etc.
+                                    # e.g. "scenes.vqa_acc", "scenes.t2i_r1", "pretrain:itm_acc"
+                                    # (a key two headline files share is prefixed with its file's name)
     better: Direction = "higher"
 
 

@@ -16,18 +16,12 @@ from stages.studies.tables import Row, Table
 REPO = Path(__file__).resolve().parents[3]
 IDS = ("gshn-table2", "gshn-table3", "gshn-table4", "gshn-table5", "gshn-table6", "gshn-table7", "ash-table9",
        "ash-table10", "ash-table11", "ash-table12", "ash-table13", "ash-table14", "control")
-# Rows that need a knob another branch adds (pretrain.reorder, features.backbone=vit_b_16): params validation
-# skips them until it is merged. Delete this constant after merging.
-PENDING_KNOBS: dict[tuple[str, str], str] = {
-    ("gshn-table6", "baseline"): "pretrain.reorder=false",
-    ("ash-table12", "ASH-Nets (o)"): "pretrain.reorder=false",
-}
 # GSHN prints different numbers for its SNN model in Tables V and VII (snn_only in both).
 PAPER_DISAGREES = {"SNN"}
 ROWS = [(t.id, r) for t in TABLES for r in t.rows]
 METRICS = {f"scenes.{k}" for k in ("vqa_acc", "vqa_yes_no", "vqa_number", "vqa_other", "ve_acc", "nlvr2_acc",
                                    "nlvr2_consistency", "i2t_r1", "t2i_r1", "rsum")} | {
-    "seconds_per_epoch", "peak_rss_mib", "pretrain:mlm", "pretrain:mvm", "pretrain:itm"}
+    "pretrain:seconds_per_epoch", "pretrain:peak_rss_mib", "pretrain:mlm", "pretrain:mvm", "pretrain:itm"}
 
 
 def _split(override: str) -> tuple[str, Any]:
@@ -61,8 +55,8 @@ def test_speed_tables_measure_time_and_memory():
     assert [t.id for t in TABLES if t.speed] == ["gshn-table7", "ash-table12"]
     for t in TABLES:
         better = {c.metric: c.better for c in t.columns}
-        assert (better.get("seconds_per_epoch"), better.get("peak_rss_mib")) == (("lower", "lower") if t.speed
-                                                                                 else (None, None)), t.id
+        speed = (better.get("pretrain:seconds_per_epoch"), better.get("pretrain:peak_rss_mib"))
+        assert speed == (("lower", "lower") if t.speed else (None, None)), t.id
 
 
 @pytest.mark.parametrize(("tid", "row"), ROWS, ids=[f"{tid}:{r.name}" for tid, r in ROWS])
@@ -73,9 +67,6 @@ def test_overrides_are_canonical(tid: str, row: Row):
 
 @pytest.mark.parametrize(("tid", "row"), ROWS, ids=[f"{tid}:{r.name}" for tid, r in ROWS])
 def test_overrides_apply_to_params_yaml_and_validate(tid: str, row: Row):
-    if (tid, row.name) in PENDING_KNOBS:
-        assert PENDING_KNOBS[tid, row.name] in row.overrides
-        pytest.skip(f"needs {PENDING_KNOBS[tid, row.name]} (another branch)")
     data = params.read_yaml(REPO / "params.yaml")
     for key, value in map(_split, row.overrides):
         assert _in_params_yaml(data, key), key

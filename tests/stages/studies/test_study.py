@@ -176,3 +176,15 @@ def test_the_reports_section_shows_each_collected_table_or_how_to_collect_one(tm
     blocks = report_section(tmp_path / "study")
     assert blocks[0] == ("h2", "Reproducing the papers' ablations") and blocks[1] == ("h3", "t5: four states")
     assert any(b[0] == "table" and b[1][0] == "row" and b[2][1][0] == "GAT" for b in blocks)
+
+
+def test_a_speed_table_gives_time_and_memory_as_ratios_to_its_first_row():
+    speed = Table("t7", "speed", (Column("time", "pretrain:seconds_per_epoch", "lower"),), T5.rows[:2], speed=True)
+    doc = _doc({("gshn", 0): (0.6, 0.7), ("zero_r", 0): (0.5, 0.6)})
+    for exp in doc[1]["experiments"]:
+        rev = exp["revs"][0]["data"]
+        seconds = 100.0 if rev["params"]["params.yaml"]["data"]["model"]["preset"] == "gshn" else 150.0
+        rev["metrics"]["metrics/pretrain.json"] = {"data": {"seconds_per_epoch": seconds}}
+        rev["metrics"]["metrics/pretrain_warmup.json"] = {"data": {"seconds_per_epoch": 1.0}}
+    res = table_result(speed, match(doc, experiments([speed], 1, BUDGET))[0])
+    assert [r["values"]["time"]["ratio_to_first"] for r in res["rows"]] == [1.0, 1.5]
