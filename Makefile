@@ -7,7 +7,7 @@ export PATH := $(abspath $(BIN)):$(PATH)
 export DVC_NO_ANALYTICS := 1
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 
-.PHONY: run test venv bench ui clean
+.PHONY: run test venv bench ui study clean
 
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -38,6 +38,14 @@ bench: $(STAMP)
 UI_PORT ?= 4200
 ui: $(STAMP)
 	$(BIN)/python -m flows ui --port $(UI_PORT)
+
+# The papers' ablation tables as DVC experiments, collected with seeds (README "Reproducing the papers'
+# ablations"); `make study TABLES=gshn-table5,control SEEDS=3`. Needs a committed workspace.
+TABLES ?= gshn-table5,control
+SEEDS ?= 3
+BUDGET ?= cpu
+study: $(STAMP)
+	$(BIN)/python -m stages.study --tables $(TABLES) --seeds $(SEEDS) --budget $(BUDGET)
 
 clean:
 	rm -rf data .dvc/tmp bench/results

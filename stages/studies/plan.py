@@ -15,8 +15,7 @@ import yaml
 from stages.studies.tables import Row, Table
 
 SEED_KEYS = ("pretrain.seed", "finetune.seed")
-# What every row trains and scores: the four downstream evaluations (the report is not needed).
-TARGETS = ("evaluate@vqa", "evaluate@ve", "evaluate@nlvr2", "evaluate@itr")
+ALL_TASKS = ("evaluate@vqa", "evaluate@ve", "evaluate@nlvr2", "evaluate@itr")   # the report is not needed
 
 
 @dataclass(frozen=True)
@@ -24,14 +23,17 @@ class Budget:
     name: str
     overrides: tuple[str, ...]
     about: str
+    targets: tuple[str, ...] = ALL_TASKS      # the stages `dvc exp run` brings up to date (and their upstream)
 
 
 BUDGETS: dict[str, Budget] = {b.name: b for b in (
-    Budget("default", (), "params.yaml as it is: the default run's schedule for every row"),
+    Budget("default", (), "params.yaml as it is: the default run's schedule and all four tasks for every row"),
     Budget("cpu", ("datasets=[scenes]", "pretrain.main.epochs=1", "finetune.vqa.datasets=[scenes]",
-                   "finetune.vqa.epochs=1", "pretrain.threads=1", "evaluate.threads=1"),
-           "the scenes data only, one main pretraining epoch, VQA for one epoch, one torch thread per stage (two "
-           "rows at a time on two cores; two threads on a loaded machine stall at OpenMP barriers)"),
+                   "finetune.vqa.epochs=1", "finetune.vqa.max_samples=6000", "pretrain.threads=1",
+                   "evaluate.threads=1"),
+           "scenes only; one main pretraining epoch; VQA (6,000 questions) and retrieval, not VE and NLVR2; one "
+           "torch thread per stage (two rows at a time on two cores: two threads on a loaded machine stall at "
+           "OpenMP barriers)", ("evaluate@vqa", "evaluate@itr")),
 )}
 
 
@@ -39,6 +41,7 @@ BUDGETS: dict[str, Budget] = {b.name: b for b in (
 class Experiment:
     name: str                       # `dvc exp run -n`: readable, unique per row and seed
     overrides: tuple[str, ...]      # row + budget + seed, "key=value"
+    targets: tuple[str, ...]        # `dvc exp run` targets: the budget's
     tables: tuple[str, ...]         # the tables listing its row
     row: str                        # the row's name in the first of them
     key: tuple[str, ...]            # the row's identity (row_key)
@@ -75,7 +78,8 @@ def experiments(tables: list[Table], seeds: int, budget: Budget) -> list[Experim
         for key, (row, ids) in rows.items():
             name = _unique(f"{ids[0].split('-')[0]}-{_slug(row.name)}-s{seed}", names)
             seeded = tuple(f"{k}={seed}" for k in SEED_KEYS)
-            out.append(Experiment(name, (*budget.overrides, *key, *seeded), tuple(ids), row.name, key, seed))
+            out.append(Experiment(name, (*budget.overrides, *key, *seeded), budget.targets, tuple(ids), row.name,
+                                   key, seed))
     return out
 
 

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 from stages.common.cli import StageError
-from stages.studies.plan import TARGETS, Experiment
+from stages.studies.plan import Experiment
 
 log = logging.getLogger("stages.study")
 POLL_S = 10.0
@@ -33,7 +33,7 @@ def dvc(*args: str, cwd: Path | None = None, capture: bool = True) -> str:
 def exp_run_args(exp: Experiment) -> list[str]:
     """`dvc exp run` arguments of one experiment (without --queue)."""
     sets = [a for o in exp.overrides for a in ("-S", o)]
-    return ["exp", "run", "-n", exp.name, *sets, *TARGETS]
+    return ["exp", "run", "-n", exp.name, *sets, *exp.targets]
 
 
 def run_queued(exps: list[Experiment], jobs: int, cwd: Path | None = None) -> None:
