@@ -6,11 +6,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from stages.common import params, paths
 from stages.common.model_factory import knobs
 from stages.studies.catalog import TABLES, VIT_WEIGHTS, table
+from stages.studies.plan import parse_override
 from stages.studies.tables import Row, Table
 
 REPO = Path(__file__).resolve().parents[3]
@@ -22,11 +22,6 @@ ROWS = [(t.id, r) for t in TABLES for r in t.rows]
 METRICS = {f"scenes.{k}" for k in ("vqa_acc", "vqa_yes_no", "vqa_number", "vqa_other", "ve_acc", "nlvr2_acc",
                                    "nlvr2_consistency", "i2t_r1", "t2i_r1", "rsum")} | {
     "pretrain:seconds_per_epoch", "pretrain:peak_rss_mib", "pretrain:mlm", "pretrain:mvm", "pretrain:itm"}
-
-
-def _split(override: str) -> tuple[str, Any]:
-    key, _, value = override.partition("=")
-    return key, yaml.safe_load(value)
 
 
 def _in_params_yaml(data: dict[str, Any], key: str) -> bool:
@@ -61,14 +56,14 @@ def test_speed_tables_measure_time_and_memory():
 
 @pytest.mark.parametrize(("tid", "row"), ROWS, ids=[f"{tid}:{r.name}" for tid, r in ROWS])
 def test_overrides_are_canonical(tid: str, row: Row):
-    keys = [_split(o)[0] for o in row.overrides]
+    keys = [parse_override(o)[0] for o in row.overrides]
     assert all("=" in o for o in row.overrides) and keys == sorted(set(keys))
 
 
 @pytest.mark.parametrize(("tid", "row"), ROWS, ids=[f"{tid}:{r.name}" for tid, r in ROWS])
 def test_overrides_apply_to_params_yaml_and_validate(tid: str, row: Row):
     data = params.read_yaml(REPO / "params.yaml")
-    for key, value in map(_split, row.overrides):
+    for key, value in map(parse_override, row.overrides):
         assert _in_params_yaml(data, key), key
         params.set_key(data, key, value)
     params.validate_all(data)
@@ -79,7 +74,7 @@ def test_overrides_apply_to_params_yaml_and_validate(tid: str, row: Row):
 
 @pytest.mark.parametrize(("tid", "row"), ROWS, ids=[f"{tid}:{r.name}" for tid, r in ROWS])
 def test_a_new_backbone_reads_its_own_weights(tid: str, row: Row):
-    set_ = dict(map(_split, row.overrides))
+    set_ = dict(map(parse_override, row.overrides))
     if set_.get("features.backbone") == "vit_b_16":        # the backbone stage trains no ViT: the user's file
         assert set_["features.weights"] == VIT_WEIGHTS
     elif "features.backbone" in set_:
