@@ -11,7 +11,6 @@ import json
 from typing import Any
 
 import numpy as np
-import scipy.ndimage
 from PIL import Image
 
 MAX_SEGMENTS = 65535
@@ -45,6 +44,7 @@ def segments_from_ids(ids: np.ndarray, scores: dict[int, float] | None = None,
                       categories: dict[int, str] | None = None,
                       isthing: dict[int, bool] | None = None) -> list[dict[str, Any]]:
     """Segment records (bbox, area) computed from an id map in one pass; optional per-id metadata."""
+    import scipy.ndimage  # here, not at the top: the torch-free stages import this module for its error only
     areas = np.bincount(ids.ravel(), minlength=1)
     out = []
     for sid, box in enumerate(scipy.ndimage.find_objects(ids), 1):
