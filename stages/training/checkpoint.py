@@ -26,6 +26,7 @@ from stages.common.weights import CheckpointError
 from stages.training.config import TrainConfig
 from stages.training.distributed import Dist
 from stages.training.groups import OptimGroup
+from stages.training.metrics_log import LOSSES
 from stages.training.state import TrainState
 from storage.atomic import TMP_PREFIX, atomic_dir, write_json
 
@@ -100,6 +101,9 @@ class Checkpointer:
                 return False, "checkpoint fingerprint differs (params or inputs changed)"
             if meta.get("signature") != self.meta["signature"]:
                 return False, "checkpoint was made with another training config, groups, plan or world size"
+            if meta.get("state", {}).get("columns") and not (self.out_dir / LOSSES).is_file():
+                # DVC restores the cached checkpoint but not this uncached log (a queued experiment's workspace)
+                return False, f"the checkpoint's training log {LOSSES} is missing"
             sd = torch.load(self.path / "model.pt", map_location="cpu", weights_only=True)
         except Exception as e:  # noqa: BLE001 - any unreadable checkpoint means: start afresh
             return False, f"checkpoint unreadable ({e})"

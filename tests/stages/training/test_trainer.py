@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from stages.training.metrics_log import LOSSES
 from stages.training.trainer import (
     CHECKPOINT,
     CheckpointError,
@@ -152,6 +153,20 @@ def test_fingerprint_mismatch_starts_fresh_and_match_resumes(trained, tmp_path, 
     model, groups, plan, collate = toy.build()
     fit(model, groups, plan, collate, toy.config(epochs=2), out, progress=False, fingerprint="fp2")
     assert "starting fresh" in caplog.text and "another training config" in caplog.text
+
+
+def test_checkpoint_without_its_training_log_starts_fresh(trained, tmp_path, caplog):
+    """DVC restores a cached checkpoint without the uncached losses.tsv (a queued experiment's workspace):
+    resuming would end with no training log, so the run starts fresh and writes a whole one."""
+    src, _, _, _ = trained
+    out = tmp_path / "run"
+    shutil.copytree(src, out)
+    (out / LOSSES).unlink()
+    caplog.set_level(logging.INFO, logger="stages.training.trainer")
+    model, groups, plan, collate = toy.build()
+    fit(model, groups, plan, collate, toy.config(epochs=EPOCHS), out, progress=False, fingerprint="fp1")
+    assert "starting fresh" in caplog.text and "training log plots/losses.tsv is missing" in caplog.text
+    assert [int(r["step"]) for r in _rows(out)] == [int(r["step"]) for r in _rows(src)]
 
 
 def test_checkpoint_recovered_from_interrupted_swap(trained, tmp_path, caplog):
