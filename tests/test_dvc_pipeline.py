@@ -15,11 +15,11 @@ from stages.common import paths
 from tests.conftest import copy_code, rgb, save, tiny_params
 
 
-def _sh(cmd: list[str], cwd: Path) -> str:
+def _sh(cmd: list[str], cwd: Path, timeout: float = 600) -> str:
     env = os.environ | {"PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}", "PROGRESS": "0",
                         "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
                         "GIT_COMMITTER_EMAIL": "t@t"}
-    res = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+    res = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
     assert res.returncode == 0, f"{' '.join(cmd)} failed:\n{res.stdout}\n{res.stderr}"
     return res.stdout + res.stderr
 
@@ -164,3 +164,23 @@ def test_adding_a_dataset_nothing_reads_leaves_pretraining_up_to_date(project, t
     [why] = json.loads(out[out.index("{"):])["pretrain_warmup"]      # besides params.yaml's `pretrain`
     assert why["changed deps"][str(paths.selection("pretrain"))] == "modified"
 
+
+
+@pytest.mark.slow
+def test_study_runs_a_table_as_queued_experiments_and_collects_it(project):
+    _sh(["git", "add", "-A"], project)                      # the run's metrics/ are the committed baseline's
+    _sh(["git", "commit", "-qm", "default run"], project)
+    study = [sys.executable, "-m", "stages.study", "--tables", "control", "--seeds", "1", "--budget", "default",
+             "--jobs", "1"]
+    log = _sh(study, project, timeout=1200)                 # one queued experiment: finetuning and evaluation
+    assert "2 experiment(s) planned, 1 already run, 1 to run" in log     # the commit itself is the gshn row
+    result = json.loads((project / "data/study/control.json").read_text())
+    pretrained, random_init = result["rows"]
+    head = _sh(["git", "rev-parse", "HEAD"], project).strip()
+    assert pretrained["runs"][0]["rev"] == head[:7]
+    assert random_init["runs"][0]["experiment"] == "control-random-init-s0" and not random_init["runs"][0]["error"]
+    for row in (pretrained, random_init):
+        assert row["values"]["VQA acc"]["n"] == 1
+    assert random_init["values"]["VQA acc"]["seeds"] != pretrained["values"]["VQA acc"]["seeds"]
+    assert result["missing"] == [] and "control" in (project / "data/study/index.html").read_text()
+    assert "2 already run, 0 to run" in _sh(study, project)             # found again: nothing reruns
