@@ -26,6 +26,7 @@ class Row:
     params: dict[str, str] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
     error: str = ""
+    sources: dict[str, str] = field(default_factory=dict)     # metric key -> the headline file it came from
 
 
 def _flat(prefix: str, value: Any) -> dict[str, Any]:
@@ -73,7 +74,9 @@ def _row(entry: Any, fallback_name: str, headline_dir: str) -> Row:
             counts[k] = counts.get(k, 0) + 1
     for file, values in per_file.items():
         stem = file[len(headline_dir):].removesuffix(".json")
-        row.metrics.update({(k if counts[k] == 1 else f"{stem}:{k}"): v for k, v in values.items()})
+        keys = {k: (k if counts[k] == 1 else f"{stem}:{k}") for k in values}
+        row.metrics.update({keys[k]: v for k, v in values.items()})
+        row.sources.update({key: file for key in keys.values()})
     return row
 
 

@@ -34,6 +34,8 @@ BUDGETS: dict[str, Budget] = {b.name: b for b in (
            "scenes only; one main pretraining epoch; VQA (6,000 questions) and retrieval, not VE and NLVR2; one "
            "torch thread per stage (two rows at a time on two cores: two threads on a loaded machine stall at "
            "OpenMP barriers)", ("evaluate@vqa", "evaluate@itr")),
+    Budget("itr", (), "params.yaml as it is, retrieval only (finetune@itr, evaluate@itr): the column that told the "
+                      "rows apart at the cpu budget (README)", ("evaluate@itr",)),
 )}
 
 

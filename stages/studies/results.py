@@ -4,17 +4,26 @@ whether its direction agrees with the paper's. Speed columns also as ratios to t
 from __future__ import annotations
 
 from dataclasses import asdict
+from pathlib import Path
 from typing import Any
 
+from stages.common.paths import TASKS
 from stages.studies.collect import Run
 from stages.studies.plan import row_key
 from stages.studies.stats import Summary, summarize, verdict
 from stages.studies.tables import Row, Table
 
 
+def measured(run: Run, metric: str) -> bool:
+    """Whether the run's targets brought `metric`'s file up to date: a task's headline file (metrics/<task>.json)
+    only when its evaluate stage is a target; otherwise it is whatever the run's commit held."""
+    stem = Path(run.row.sources.get(metric, "")).stem
+    return stem not in TASKS or f"evaluate@{stem}" in run.experiment.targets
+
+
 def _seed_values(runs: list[Run], metric: str) -> dict[int, float]:
     return {r.experiment.seed: r.row.metrics[metric] for r in runs
-            if isinstance(r.row.metrics.get(metric), (int, float))}
+            if isinstance(r.row.metrics.get(metric), (int, float)) and measured(r, metric)}
 
 
 def _summary(s: Summary | None) -> dict[str, Any] | None:

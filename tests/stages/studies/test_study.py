@@ -188,3 +188,12 @@ def test_a_speed_table_gives_time_and_memory_as_ratios_to_its_first_row():
         rev["metrics"]["metrics/pretrain_warmup.json"] = {"data": {"seconds_per_epoch": 1.0}}
     res = table_result(speed, match(doc, experiments([speed], 1, BUDGET))[0])
     assert [r["values"]["time"]["ratio_to_first"] for r in res["rows"]] == [1.0, 1.5]
+
+
+def test_a_task_outside_the_budgets_targets_is_not_read_from_a_run():
+    """`--budget itr` reruns retrieval only: an experiment's metrics/vqa.json is its commit's, not its own."""
+    doc = _doc({("gshn", 0): (0.60, 0.7), ("zero_r", 0): (0.50, 0.6)})
+    for budget, vqa in ((BUDGETS["itr"], {}), (BUDGET, {0: 0.60})):
+        res = table_result(T5, match(doc, experiments([T5], 1, budget))[0])
+        gshn = res["rows"][0]["values"]
+        assert gshn["VQA"]["seeds"] == vqa and gshn["TR"]["seeds"] == {0: 0.7}
