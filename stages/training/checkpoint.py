@@ -102,7 +102,7 @@ class Checkpointer:
             if meta.get("signature") != self.meta["signature"]:
                 return False, "checkpoint was made with another training config, groups, plan or world size"
             if meta.get("state", {}).get("columns") and not (self.out_dir / LOSSES).is_file():
-                # DVC restores the cached checkpoint but not this uncached log (a queued experiment's workspace)
+                # resumed, the run would end with no log (a workspace restored from a lock whose log was uncached)
                 return False, f"the checkpoint's training log {LOSSES} is missing"
             sd = torch.load(self.path / "model.pt", map_location="cpu", weights_only=True)
         except Exception as e:  # noqa: BLE001 - any unreadable checkpoint means: start afresh

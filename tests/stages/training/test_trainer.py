@@ -156,8 +156,8 @@ def test_fingerprint_mismatch_starts_fresh_and_match_resumes(trained, tmp_path, 
 
 
 def test_checkpoint_without_its_training_log_starts_fresh(trained, tmp_path, caplog):
-    """DVC restores a cached checkpoint without the uncached losses.tsv (a queued experiment's workspace):
-    resuming would end with no training log, so the run starts fresh and writes a whole one."""
+    """A checkpoint without its losses.tsv (DVC restored the one and not the other while the log was an uncached
+    output): resuming would end with no training log, so the run starts fresh and writes a whole one."""
     src, _, _, _ = trained
     out = tmp_path / "run"
     shutil.copytree(src, out)
