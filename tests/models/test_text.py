@@ -123,7 +123,9 @@ def test_gradients_reach_visual_and_parameters(tok) -> None:
     model = SingleStreamTransformer(config(tok)).train()
     ids, mask, visual, node_mask = batch(tok, 128)
     visual.requires_grad_(True)
-    loss = model(ids, mask, visual, node_mask)[:, 0].sum() + model.encode_image(visual, node_mask)[:, 0].sum()
+    probe = torch.randn(model.cfg.d)   # a plain .sum() of a LayerNorm output has zero gradient but for rounding
+    loss = model(ids, mask, visual, node_mask)[:, 0] @ probe + model.encode_image(visual, node_mask)[:, 0] @ probe
+    loss = loss.sum()
     loss.backward()
     assert visual.grad[node_mask].abs().sum() > 0
     assert (visual.grad[~node_mask] == 0).all()
