@@ -91,7 +91,7 @@ def deep_merge(base: dict, over: dict) -> dict:
 
 @pytest.fixture(autouse=True)
 def _isolated_tmp(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
-    """PyG and torch write generated files to TMPDIR; keep them per test session; no tqdm bars."""
+    """torch and its libraries write generated files to TMPDIR; keep them per test session; no tqdm bars."""
     monkeypatch.setenv("TMPDIR", str(tmp_path_factory.getbasetemp()))
     monkeypatch.setenv("PROGRESS", "0")
 

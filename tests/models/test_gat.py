@@ -1,10 +1,11 @@
-"""GAT encoder: shapes, padding isolation, graph locality, gradients, a small overfit."""
+"""GAT layer against the paper's equations; encoder: shapes, padding isolation, graph locality, gradients, overfit."""
 from __future__ import annotations
 
 import pytest
 import torch
+import torch.nn.functional as F
 
-from models.gat import GATEncoder
+from models.gat import GATConv, GATEncoder
 
 
 def undirected(pairs: list[tuple[int, int]]) -> torch.Tensor:
@@ -79,3 +80,68 @@ def test_overfits_node_target(one_thread: None) -> None:
         opt.step()
         losses.append(loss.item())
     assert losses[-1] < 0.1 * losses[0]
+
+
+def reference_gat(conv: GATConv, x: torch.Tensor, edges: set[tuple[int, int]]) -> torch.Tensor:
+    """GSHN eq. 3-5 node by node: e_ij = LeakyReLU(a_src . W x_j + a_dst . W x_i) over j in N(i) and i itself,
+    softmax over j, sum of alpha_ij W x_j per head, heads concatenated, plus the bias."""
+    H, C = conv.heads, conv.d_head
+    h = (x @ conv.lin.weight.T).view(len(x), H, C)
+    rows = []
+    for i in range(len(x)):
+        js = sorted({j for j, t in edges if t == i and j != i} | {i})
+        e = F.leaky_relu(torch.stack([(h[j] * conv.att_src[0]).sum(-1) + (h[i] * conv.att_dst[0]).sum(-1)
+                                      for j in js]), 0.2)                       # (|js|, H)
+        alpha = e.softmax(0)
+        rows.append((alpha.unsqueeze(-1) * h[js]).sum(0).reshape(-1))
+    return torch.stack(rows) + conv.bias
+
+
+def test_layer_computes_the_papers_attention() -> None:
+    torch.manual_seed(0)
+    conv = GATConv(6, 3, heads=2).eval()
+    torch.nn.init.normal_(conv.bias)
+    x = torch.randn(5, 6)
+    edges = {(0, 1), (1, 0), (1, 2), (3, 1), (2, 2), (4, 4)}      # directed; 2 and 4 carry a self-loop already
+    ei = torch.tensor(sorted(edges)).T
+    assert torch.allclose(conv(x, ei), reference_gat(conv, x, edges), atol=1e-6)
+
+
+def test_attention_weights_follow_the_features_and_the_edges() -> None:
+    torch.manual_seed(0)
+    conv = GATConv(4, 4, heads=1).eval()
+    x = torch.randn(3, 4)
+    one = torch.tensor([[1], [0]])                     # 1 -> 0 only
+    out = conv(x, one)
+    x2 = x.clone()
+    x2[2] += 3.0                                       # node 2 has no edge to node 0
+    assert torch.allclose(conv(x2, one)[0], out[0])
+    x2[1] += 3.0                                       # node 1 sends to node 0: its weight and message change
+    assert not torch.allclose(conv(x2, one)[0], out[0])
+    with torch.no_grad():
+        conv.att_src.zero_()
+        conv.att_dst.zero_()                           # no attention: node 0 averages itself and node 1
+    h = x @ conv.lin.weight.T
+    assert torch.allclose(conv(x, one)[0], (h[0] + h[1]) / 2 + conv.bias, atol=1e-6)
+
+
+def test_a_repeated_edge_counts_twice_and_a_given_self_loop_once() -> None:
+    torch.manual_seed(0)
+    conv = GATConv(4, 4, heads=1).eval()
+    with torch.no_grad():
+        conv.att_src.zero_()
+        conv.att_dst.zero_()
+    x = torch.randn(2, 4)
+    h = x @ conv.lin.weight.T
+    twice = torch.tensor([[1, 1, 0], [0, 0, 0]])       # 1 -> 0 twice, and 0's own self-loop
+    assert torch.allclose(conv(x, twice)[0], (h[0] + 2 * h[1]) / 3 + conv.bias, atol=1e-6)
+
+
+def test_attention_dropout_acts_in_training_only() -> None:
+    torch.manual_seed(0)
+    conv = GATConv(4, 2, heads=2, dropout=0.5)
+    x, ei = torch.randn(6, 4), undirected([(i, i + 1) for i in range(5)])
+    torch.manual_seed(1)
+    train = conv(x, ei)
+    conv.eval()
+    assert not torch.allclose(train, conv(x, ei)) and torch.equal(conv(x, ei), conv(x, ei))

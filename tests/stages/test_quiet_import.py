@@ -1,7 +1,7 @@
 """A stage prints nothing on import: no library deprecation noise before its own log lines.
 
-The noise is torch's FutureWarning "`torch.jit.script` is deprecated", raised when torch_geometric (models/gat.py)
-and spikingjelly (models/snn.py) are imported; each of those two modules silences it around that one import.
+The noise is torch's FutureWarning "`torch.jit.script` is deprecated", raised when spikingjelly is imported;
+models/snn.py silences it around that one import.
 """
 from __future__ import annotations
 
