@@ -365,9 +365,9 @@ class VeTaskParams(TaskParams):
 
 
 class Nlvr2TaskParams(TaskParams):
-    epochs: int = Field(1, ge=1, le=1000)
+    epochs: int = Field(2, ge=1, le=1000)
     batch_size: int = Field(32, ge=2, le=4096)
-    max_samples: int | None = Field(2000, ge=2)
+    max_samples: int | None = Field(4000, ge=2)
 
 
 class ItrTaskParams(TaskParams):
