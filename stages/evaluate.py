@@ -269,7 +269,7 @@ def evaluate_itr(dataset: str, ecfg: params.EvaluateParams, mcfg: params.ModelPa
     sim = (emb["img"] @ emb["txt"].T).numpy()            # images x captions
     cap_img = np.array(emb["caption_image"])
     k = ecfg.itr_candidates
-    itc_weight = 1.0 / float(model.itc.temperature()) if ecfg.itr_rerank == "fused" else 0.0
+    itc_weight = 1.0 / float(model.itc.temperature().detach()) if ecfg.itr_rerank == "fused" else 0.0
     itm = _pair_scores(_itm_cache(model, emb, ecfg.batch_size), sim, itc_weight)
     result, i2t, t2i = _ranked_figures(sim, np.arange(len(test)), np.arange(len(cap_img)), cap_img, k, itm)
     result["chance"] = chance(len(test), len(cap_img))
