@@ -59,5 +59,7 @@ def test_two_stage_modules_once(tmp_path: Path) -> None:
     assert it["module"] == r["slowest"] and it["modules_imported"] > 100
     assert it["direct_imports"] and all(d["cumulative_s"] >= d["self_s"] >= 0 for d in it["direct_imports"])
     assert 0 < sum(p["share"] for p in it["by_package"]) <= 1 + 1e-9
-    assert all(p["via"].startswith(r["slowest"]) for p in it["by_package"] if p["via"])
+    # a package brought in by the stage has a chain from it; a few come at interpreter start-up (site's imports)
+    # and reach the top of the list when a busy machine shifts the small self times
+    assert all(p["via"].split(" > ")[0] in (r["slowest"], "site") for p in it["by_package"] if p["via"])
     assert "its direct imports" in proc.stdout
