@@ -1,9 +1,10 @@
 """BERT encoder (Devlin et al. 2019) on torch alone: post-LN layers, exact GELU, scaled-dot-product attention.
 
 It computes what transformers' `BertModel(add_pooling_layer=False)` computes with its default (sdpa)
-attention, with the same parameter names, initialisation and random draws, so seeded models, earlier
-checkpoints and the shipped MiniLM weights load unchanged; importing transformers cost ~2 s of every
-model stage's start-up (README, Stage start-up). tests/models/test_bert.py holds it to transformers.
+attention, with the same parameter names, initialisation and random draws, so seeded initial weights,
+earlier checkpoints and the shipped MiniLM weights are unchanged (a whole training run matches only to
+rounding: README, Stage start-up); importing transformers cost ~2 s of every model stage's start-up.
+tests/models/test_bert.py holds it to transformers.
 """
 from __future__ import annotations
 

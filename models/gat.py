@@ -12,8 +12,9 @@ class GATConv(nn.Module):
     """Graph attention (Velickovic et al. 2018; GSHN eq. 3-5), heads concatenated, written on torch alone.
 
     It computes what torch_geometric's `GATConv(..., concat=True, add_self_loops=True)` computes, with the
-    same parameter names, initialisation and random draws, so seeded models and earlier checkpoints are
-    unchanged; torch_geometric itself cost ~1.4 s of every model stage's start-up (README, Stage start-up).
+    same parameter names, initialisation and random draws, so seeded initial weights and earlier checkpoints
+    are unchanged (a whole training run matches only to rounding: README, Stage start-up); importing
+    torch_geometric cost ~1.4 s of every model stage's start-up.
     `edge_index` (2, E) holds source -> target pairs; self-loops are replaced by one per node.
     """
 
